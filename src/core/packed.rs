@@ -1,0 +1,487 @@
+//! The packed event: one string per event, built by the JS glue in one pass.
+//!
+//! Each field is the `JSON.stringify` of one leaf of the Optimizely `UserEvent`
+//! (so strings arrive escaped and numbers arrive formatted exactly as JavaScript
+//! formats them), or empty when the leaf is `undefined`. Fields are separated by
+//! [`SEP`] (`U+0001`), which `JSON.stringify` always escapes, so it can never occur
+//! inside a field. The attribute list is one field whose tokens are separated by
+//! [`SUB`] (`U+0002`), three per attribute (`entityId`, `key`, `value`).
+//!
+//! Layout (see [`ctx`], [`TYPE`] and [`data`]): the eight context fields, then the
+//! event type, then the per-event data, whose tail depends on the type.
+//!
+//! [`parse`] validates every field against the rules of the input format and returns
+//! the parts the processor keeps: the raw context and the data fields, which are
+//! stored as they are and rendered to the wire format only at flush time.
+
+use super::error::Error;
+
+/// Separates the fields of a packed event.
+pub const SEP: char = '\u{1}';
+/// Separates the tokens inside the attribute field.
+pub const SUB: char = '\u{2}';
+
+/// Indexes of the context fields (the first eight fields).
+pub mod ctx {
+    /// `context.region`
+    pub const REGION: usize = 0;
+    /// `context.accountId`
+    pub const ACCOUNT_ID: usize = 1;
+    /// `context.projectId`
+    pub const PROJECT_ID: usize = 2;
+    /// `context.revision`
+    pub const REVISION: usize = 3;
+    /// `context.clientName`
+    pub const CLIENT_NAME: usize = 4;
+    /// `context.clientVersion`
+    pub const CLIENT_VERSION: usize = 5;
+    /// `context.anonymizeIP`
+    pub const ANONYMIZE_IP: usize = 6;
+    /// `context.botFiltering`
+    pub const BOT_FILTERING: usize = 7;
+    /// Number of context fields.
+    pub const COUNT: usize = 8;
+}
+
+/// Index of the `type` field, right after the context.
+pub const TYPE: usize = ctx::COUNT;
+
+/// Indexes inside the data part (the fields after `type`).
+pub mod data {
+    /// `uuid`
+    pub const UUID: usize = 0;
+    /// `timestamp`
+    pub const TIMESTAMP: usize = 1;
+    /// `user.id`
+    pub const USER_ID: usize = 2;
+    /// `user.attributes`, tokens separated by [`super::SUB`].
+    pub const ATTRIBUTES: usize = 3;
+
+    /// Impression: `layer.id`
+    pub const LAYER_ID: usize = 4;
+    /// Impression: `experiment.id`
+    pub const EXPERIMENT_ID: usize = 5;
+    /// Impression: `1` when `variation` is an object, empty otherwise.
+    pub const VARIATION_PRESENT: usize = 6;
+    /// Impression: `variation.id`
+    pub const VARIATION_ID: usize = 7;
+    /// Impression: `variation.key`
+    pub const VARIATION_KEY: usize = 8;
+    /// Impression: `ruleKey`
+    pub const RULE_KEY: usize = 9;
+    /// Impression: `flagKey`
+    pub const FLAG_KEY: usize = 10;
+    /// Impression: `ruleType`
+    pub const RULE_TYPE: usize = 11;
+    /// Impression: `enabled`
+    pub const ENABLED: usize = 12;
+    /// Impression: `cmabUuid`
+    pub const CMAB_UUID: usize = 13;
+    /// Number of data fields of an impression.
+    pub const IMPRESSION_COUNT: usize = 14;
+
+    /// Conversion: `event.id`
+    pub const EVENT_ID: usize = 4;
+    /// Conversion: `event.key`
+    pub const EVENT_KEY: usize = 5;
+    /// Conversion: `revenue`
+    pub const REVENUE: usize = 6;
+    /// Conversion: `value`
+    pub const VALUE: usize = 7;
+    /// Conversion: `tags`
+    pub const TAGS: usize = 8;
+    /// Number of data fields of a conversion.
+    pub const CONVERSION_COUNT: usize = 9;
+
+    /// The largest number of data fields.
+    pub const MAX: usize = IMPRESSION_COUNT;
+}
+
+/// Impression or conversion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A decision event (`campaign_activated`).
+    Impression,
+    /// A conversion (`trackEvent`).
+    Conversion,
+}
+
+/// The JSON kind of one field, judged from its first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Token {
+    /// The leaf was `undefined` (empty field).
+    Absent,
+    /// `null` (also what `JSON.stringify` makes of `NaN` and `Infinity`).
+    Null,
+    /// `true` or `false`.
+    Bool,
+    /// A JSON number.
+    Number,
+    /// A JSON string.
+    String,
+    /// A JSON object.
+    Object,
+    /// Anything else (arrays, malformed text).
+    Other,
+}
+
+impl Token {
+    /// Classifies one field.
+    pub fn of(field: &str) -> Token {
+        let b = field.as_bytes();
+        match b.first() {
+            None => Token::Absent,
+            Some(b'"') if b.len() >= 2 && b[b.len() - 1] == b'"' => Token::String,
+            Some(b'{') if b[b.len() - 1] == b'}' => Token::Object,
+            Some(b'-' | b'0'..=b'9') if is_number(b) => Token::Number,
+            _ => match field {
+                "null" => Token::Null,
+                "true" | "false" => Token::Bool,
+                _ => Token::Other,
+            },
+        }
+    }
+
+    /// JavaScript truthiness of the value this token encodes (`||` semantics).
+    pub fn is_truthy(field: &str) -> bool {
+        !matches!(field, "" | "null" | "false" | "0" | "-0" | "\"\"")
+    }
+
+    /// `true` unless the value is `null` or `undefined` (`!= null` semantics).
+    pub fn is_present(field: &str) -> bool {
+        !matches!(field, "" | "null")
+    }
+}
+
+/// A JSON number as `JSON.stringify` writes it: digits, sign, dot and exponent only.
+fn is_number(b: &[u8]) -> bool {
+    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+    digits > 0
+        && b.iter()
+            .all(|c| matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+}
+
+/// The parts of a valid packed event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed<'a> {
+    /// The eight context fields, still joined by [`SEP`].
+    pub context: &'a str,
+    /// Impression or conversion.
+    pub kind: Kind,
+    /// The data fields, still joined by [`SEP`].
+    pub data: &'a str,
+    /// `true` when the event has no timestamp and the processor must fill it in.
+    pub needs_timestamp: bool,
+}
+
+/// Splits `s` on [`SEP`] into `out`, returning how many fields there were
+/// (possibly more than `out` holds).
+pub fn split<'a, const N: usize>(s: &'a str, out: &mut [&'a str; N]) -> usize {
+    let mut n = 0;
+    for part in s.split(SEP) {
+        if n < N {
+            out[n] = part;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// A short rendering of a field for error messages.
+fn shown(field: &str) -> String {
+    if field.is_empty() {
+        return "undefined".to_string();
+    }
+    let mut end = field.len().min(48);
+    while !field.is_char_boundary(end) {
+        end -= 1;
+    }
+    if end < field.len() {
+        format!("{}…", &field[..end])
+    } else {
+        field.to_string()
+    }
+}
+
+/// What a field may hold.
+#[derive(Clone, Copy)]
+enum Rule {
+    RequiredString,
+    OptionalString,
+    OptionalBool,
+    OptionalNumber,
+    Timestamp,
+    AttributeValue,
+    OptionalObject,
+}
+
+impl Rule {
+    fn allows(self, t: Token) -> bool {
+        use Token::*;
+        match self {
+            Rule::RequiredString => t == String,
+            Rule::OptionalString => matches!(t, Absent | Null | String),
+            Rule::OptionalBool => matches!(t, Absent | Null | Bool),
+            Rule::OptionalNumber => matches!(t, Absent | Null | Number),
+            Rule::Timestamp => matches!(t, Absent | Number),
+            Rule::AttributeValue => matches!(t, String | Number | Bool),
+            Rule::OptionalObject => matches!(t, Absent | Null | Object),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Rule::RequiredString => "a string",
+            Rule::OptionalString => "a string, null or undefined",
+            Rule::OptionalBool => "a boolean, null or undefined",
+            Rule::OptionalNumber => "a finite number, null or undefined",
+            Rule::Timestamp => "a finite number >= 0 (ms since epoch) or undefined",
+            Rule::AttributeValue => "a string, a finite number or a boolean",
+            Rule::OptionalObject => "an object, null or undefined",
+        }
+    }
+}
+
+fn check(field: &str, name: &str, rule: Rule) -> Result<(), Error> {
+    if rule.allows(Token::of(field)) {
+        Ok(())
+    } else {
+        Err(invalid(name, rule.describe(), field))
+    }
+}
+
+fn invalid(name: &str, rule: &'static str, field: &str) -> Error {
+    Error::InvalidEvent {
+        field: name.to_string(),
+        rule,
+        got: shown(field),
+    }
+}
+
+const CONTEXT_RULES: [(&str, Rule); ctx::COUNT] = [
+    ("context.region", Rule::OptionalString),
+    ("context.accountId", Rule::RequiredString),
+    ("context.projectId", Rule::RequiredString),
+    ("context.revision", Rule::OptionalString),
+    ("context.clientName", Rule::OptionalString),
+    ("context.clientVersion", Rule::OptionalString),
+    ("context.anonymizeIP", Rule::OptionalBool),
+    ("context.botFiltering", Rule::OptionalBool),
+];
+
+const COMMON_RULES: [(&str, Rule); 3] = [
+    ("uuid", Rule::RequiredString),
+    ("timestamp", Rule::Timestamp),
+    ("user.id", Rule::RequiredString),
+];
+
+const IMPRESSION_RULES: [(usize, &str, Rule); 9] = [
+    (data::LAYER_ID, "layer.id", Rule::OptionalString),
+    (data::EXPERIMENT_ID, "experiment.id", Rule::OptionalString),
+    (data::VARIATION_ID, "variation.id", Rule::OptionalString),
+    (data::VARIATION_KEY, "variation.key", Rule::OptionalString),
+    (data::RULE_KEY, "ruleKey", Rule::OptionalString),
+    (data::FLAG_KEY, "flagKey", Rule::OptionalString),
+    (data::RULE_TYPE, "ruleType", Rule::OptionalString),
+    (data::ENABLED, "enabled", Rule::OptionalBool),
+    (data::CMAB_UUID, "cmabUuid", Rule::OptionalString),
+];
+
+const CONVERSION_RULES: [(usize, &str, Rule); 5] = [
+    (data::EVENT_ID, "event.id", Rule::RequiredString),
+    (data::EVENT_KEY, "event.key", Rule::RequiredString),
+    (data::REVENUE, "revenue", Rule::OptionalNumber),
+    (data::VALUE, "value", Rule::OptionalNumber),
+    (data::TAGS, "tags", Rule::OptionalObject),
+];
+
+/// Validates a packed event and splits it into context and data.
+pub fn parse(s: &str) -> Result<Parsed<'_>, Error> {
+    let mut f = [""; ctx::COUNT + 1 + data::MAX];
+    let n = split(s, &mut f);
+    let kind = match f[TYPE] {
+        "\"impression\"" => Kind::Impression,
+        "\"conversion\"" => Kind::Conversion,
+        other => {
+            return Err(invalid(
+                "type",
+                "'impression' or 'conversion'",
+                if n > TYPE { other } else { "" },
+            ))
+        }
+    };
+    let expected = ctx::COUNT
+        + 1
+        + match kind {
+            Kind::Impression => data::IMPRESSION_COUNT,
+            Kind::Conversion => data::CONVERSION_COUNT,
+        };
+    if n != expected {
+        return Err(Error::InvalidEvent {
+            field: "event".to_string(),
+            rule: "a packed event with the right number of fields",
+            got: format!("{n} fields"),
+        });
+    }
+    for (i, (name, rule)) in CONTEXT_RULES.iter().enumerate() {
+        check(f[i], name, *rule)?;
+    }
+    let d = &f[TYPE + 1..expected];
+    for (i, (name, rule)) in COMMON_RULES.iter().enumerate() {
+        check(d[i], name, *rule)?;
+    }
+    if d[data::TIMESTAMP].starts_with('-') {
+        return Err(invalid(
+            "timestamp",
+            Rule::Timestamp.describe(),
+            d[data::TIMESTAMP],
+        ));
+    }
+    check_attributes(d[data::ATTRIBUTES])?;
+    let rules: &[(usize, &str, Rule)] = match kind {
+        Kind::Impression => {
+            if !matches!(d[data::VARIATION_PRESENT], "" | "1") {
+                return Err(invalid(
+                    "variation",
+                    "an object, null or undefined",
+                    d[data::VARIATION_PRESENT],
+                ));
+            }
+            &IMPRESSION_RULES
+        }
+        Kind::Conversion => &CONVERSION_RULES,
+    };
+    for (i, name, rule) in rules {
+        check(d[*i], name, *rule)?;
+    }
+    let context_end = f[..ctx::COUNT].iter().map(|x| x.len() + 1).sum::<usize>() - 1;
+    let data_start = context_end + 1 + f[TYPE].len() + 1;
+    Ok(Parsed {
+        context: &s[..context_end],
+        kind,
+        data: &s[data_start..],
+        needs_timestamp: d[data::TIMESTAMP].is_empty(),
+    })
+}
+
+fn check_attributes(field: &str) -> Result<(), Error> {
+    if field.is_empty() {
+        return Ok(());
+    }
+    let mut count = 0;
+    for (i, token) in field.split(SUB).enumerate() {
+        count += 1;
+        let (name, rule) = match i % 3 {
+            0 => ("entityId", Rule::RequiredString),
+            1 => ("key", Rule::RequiredString),
+            _ => ("value", Rule::AttributeValue),
+        };
+        if !rule.allows(Token::of(token)) {
+            return Err(invalid(
+                &format!("user.attributes[{}].{name}", i / 3),
+                rule.describe(),
+                token,
+            ));
+        }
+    }
+    if count % 3 != 0 {
+        return Err(invalid(
+            "user.attributes",
+            "a list of { entityId, key, value }",
+            field,
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join(parts: &[&str]) -> String {
+        parts.join("\u{1}")
+    }
+
+    fn impression() -> Vec<&'static str> {
+        vec![
+            "", "\"1\"", "\"2\"", "\"3\"", "", "", "false", "", // context
+            "\"impression\"", "\"u-1\"", "1700000000000", "\"vis\"", "", // common
+            "\"l\"", "\"e\"", "1", "\"7\"", "\"v\"", "\"rk\"", "\"fk\"", "\"ab\"", "true", "",
+        ]
+    }
+
+    #[test]
+    fn parses_a_valid_impression() {
+        let s = join(&impression());
+        let p = parse(&s).unwrap();
+        assert_eq!(p.kind, Kind::Impression);
+        assert_eq!(p.context, join(&impression()[..8]));
+        assert_eq!(p.data, join(&impression()[9..]));
+        assert!(!p.needs_timestamp);
+    }
+
+    #[test]
+    fn names_the_field_that_breaks_a_rule() {
+        let mut parts = impression();
+        parts[11] = "42";
+        let err = parse(&join(&parts)).unwrap_err();
+        assert_eq!(err.to_string(), "user.id must be a string, got 42");
+
+        let mut parts = impression();
+        parts[10] = "null";
+        let err = parse(&join(&parts)).unwrap_err();
+        assert!(err.to_string().starts_with("timestamp must be a finite number"));
+
+        let mut parts = impression();
+        parts[1] = "";
+        let err = parse(&join(&parts)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "context.accountId must be a string, got undefined"
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_types_and_wrong_field_counts() {
+        let mut parts = impression();
+        parts[8] = "\"click\"";
+        let err = parse(&join(&parts)).unwrap_err();
+        assert!(err.to_string().starts_with("type must be 'impression' or 'conversion'"));
+        let mut parts = impression();
+        parts.pop();
+        assert!(parse(&join(&parts)).is_err());
+        assert!(parse("").is_err());
+        assert!(parse("\u{1}\u{1}").is_err());
+    }
+
+    #[test]
+    fn validates_attributes() {
+        let mut parts = impression();
+        parts[12] = "\"1\"\u{2}\"k\"\u{2}null";
+        let err = parse(&join(&parts)).unwrap_err();
+        assert!(err.to_string().starts_with("user.attributes[0].value must be"));
+        parts[12] = "\"1\"\u{2}\"k\"";
+        assert!(parse(&join(&parts)).is_err());
+        parts[12] = "\"1\"\u{2}\"k\"\u{2}3.5\u{2}\"2\"\u{2}\"b\"\u{2}true";
+        assert!(parse(&join(&parts)).is_ok());
+    }
+
+    #[test]
+    fn truthiness_follows_javascript() {
+        for falsy in ["", "null", "false", "0", "\"\""] {
+            assert!(!Token::is_truthy(falsy), "{falsy}");
+        }
+        for truthy in ["\"0\"", "1", "true", "{}"] {
+            assert!(Token::is_truthy(truthy), "{truthy}");
+        }
+    }
+
+    #[test]
+    fn truncates_long_values_in_messages_on_char_boundaries() {
+        let long = format!("\"{}\"", "é".repeat(100));
+        let mut parts = impression();
+        parts[8] = &long;
+        let msg = parse(&join(&parts)).unwrap_err().to_string();
+        assert!(msg.ends_with('…'));
+    }
+}

@@ -1,0 +1,111 @@
+//! Events waiting to be batched, grouped by context so that a batch never mixes
+//! contexts.
+
+use super::packed::Kind;
+use super::wire::BODY_TAIL;
+
+/// One accepted event, kept in packed form until its batch is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Impression or conversion.
+    pub kind: Kind,
+    /// Size of the rendered visitor, in UTF-8 bytes.
+    pub bytes: usize,
+    /// The packed data fields (see [`super::packed::data`]).
+    pub fields: Box<str>,
+}
+
+/// The pending events of one context.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// Index of the context in the processor's context table.
+    pub context: usize,
+    /// The events, oldest first.
+    pub records: Vec<Record>,
+    /// Sum of the rendered visitor sizes.
+    pub visitor_bytes: usize,
+    /// When the oldest event was accepted (`now_ms`).
+    pub first_at: f64,
+}
+
+impl Group {
+    /// Size of the batch body these events make with a header of `header_bytes`.
+    pub fn body_bytes(&self, header_bytes: usize) -> usize {
+        header_bytes + self.visitor_bytes + self.records.len().saturating_sub(1) + BODY_TAIL.len()
+    }
+
+    /// Size of the body if `record_bytes` more were added.
+    pub fn body_bytes_with(&self, header_bytes: usize, record_bytes: usize) -> usize {
+        header_bytes + self.visitor_bytes + record_bytes + self.records.len() + BODY_TAIL.len()
+    }
+}
+
+/// All pending events.
+#[derive(Debug, Default)]
+pub struct Queue {
+    groups: Vec<Group>,
+    len: usize,
+}
+
+impl Queue {
+    /// Number of pending events.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `true` when nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The pending group of `context`, if any.
+    pub fn group(&self, context: usize) -> Option<&Group> {
+        self.groups.iter().find(|g| g.context == context)
+    }
+
+    /// Adds an event to its context's group and returns that group's size.
+    pub fn push(&mut self, context: usize, record: Record, now_ms: f64) -> usize {
+        self.len += 1;
+        let bytes = record.bytes;
+        match self.groups.iter_mut().find(|g| g.context == context) {
+            Some(g) => {
+                g.visitor_bytes += bytes;
+                g.records.push(record);
+                g.records.len()
+            }
+            None => {
+                self.groups.push(Group {
+                    context,
+                    records: vec![record],
+                    visitor_bytes: bytes,
+                    first_at: now_ms,
+                });
+                1
+            }
+        }
+    }
+
+    /// Removes and returns the group of `context`.
+    pub fn take(&mut self, context: usize) -> Option<Group> {
+        let i = self.groups.iter().position(|g| g.context == context)?;
+        let g = self.groups.remove(i);
+        self.len -= g.records.len();
+        Some(g)
+    }
+
+    /// Removes and returns every group whose oldest event was accepted at or before
+    /// `cutoff` (all of them with `f64::INFINITY`), oldest first.
+    pub fn take_older_than(&mut self, cutoff: f64) -> Vec<Group> {
+        let (due, keep): (Vec<Group>, Vec<Group>) = std::mem::take(&mut self.groups)
+            .into_iter()
+            .partition(|g| g.first_at <= cutoff);
+        self.groups = keep;
+        self.len -= due.iter().map(|g| g.records.len()).sum::<usize>();
+        due
+    }
+
+    /// When the oldest pending event was accepted.
+    pub fn oldest(&self) -> Option<f64> {
+        self.groups.iter().map(|g| g.first_at).reduce(f64::min)
+    }
+}

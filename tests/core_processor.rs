@@ -1,0 +1,211 @@
+//! The sans-IO processor, driven with simulated time.
+
+mod common;
+
+use batch_event_processor::core::{Config, Dispatch, Error, Outcome, Processor};
+use common::{conversion, impression, Ctx};
+
+fn uuids(body: &str) -> Vec<String> {
+    body.split("\"uuid\":\"")
+        .skip(1)
+        .map(|r| r.split('"').next().unwrap().to_string())
+        .collect()
+}
+
+fn drain(p: &mut Processor) -> Vec<Dispatch> {
+    std::iter::from_fn(|| p.poll_dispatch()).collect()
+}
+
+#[test]
+fn sends_a_batch_when_batch_size_is_reached() {
+    let mut p = Processor::new(Config { batch_size: 3, ..Config::default() });
+    let c = Ctx::default();
+    for i in 0..2 {
+        assert_eq!(p.process(&impression(&c, "v", &format!("u{i}")), 0.0), Ok(true));
+    }
+    assert!(p.poll_dispatch().is_none());
+    p.process(&impression(&c, "v", "u2"), 1.0).unwrap();
+    let batches = drain(&mut p);
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].events, 3);
+    assert_eq!(uuids(&batches[0].body), ["u0", "u1", "u2"]);
+    assert_eq!(batches[0].url, "https://logx.optimizely.com/v1/events");
+    assert_eq!(p.stats().in_flight, 3);
+    assert_eq!(p.stats().queued, 0);
+}
+
+#[test]
+fn sends_a_partial_batch_when_the_flush_interval_passes() {
+    let mut p = Processor::new(Config { flush_interval_ms: 1000.0, ..Config::default() });
+    let c = Ctx::default();
+    assert_eq!(p.poll_timeout(), None);
+    p.process(&impression(&c, "v", "a"), 500.0).unwrap();
+    p.process(&impression(&c, "v", "b"), 900.0).unwrap();
+    // The interval counts from the first event of the batch.
+    assert_eq!(p.poll_timeout(), Some(1500.0));
+    p.handle_timeout(1499.0);
+    assert!(p.poll_dispatch().is_none());
+    p.handle_timeout(1500.0);
+    let b = drain(&mut p);
+    assert_eq!(b.len(), 1);
+    assert_eq!(uuids(&b[0].body), ["a", "b"]);
+    assert_eq!(p.poll_timeout(), None);
+}
+
+#[test]
+fn never_mixes_contexts_in_a_batch() {
+    let mut p = Processor::new(Config { batch_size: 2, ..Config::default() });
+    let us = Ctx::default();
+    let eu = Ctx { region: "EU", ..Ctx::default() };
+    let other = Ctx { project: "other", ..Ctx::default() };
+    let bot = Ctx { bot: "true", ..Ctx::default() };
+    p.process(&impression(&us, "v", "us1"), 0.0).unwrap();
+    p.process(&impression(&eu, "v", "eu1"), 0.0).unwrap();
+    p.process(&impression(&other, "v", "o1"), 0.0).unwrap();
+    p.process(&impression(&bot, "v", "b1"), 0.0).unwrap();
+    assert!(p.poll_dispatch().is_none());
+    p.process(&impression(&eu, "v", "eu2"), 0.0).unwrap();
+    let b = drain(&mut p);
+    assert_eq!(b.len(), 1);
+    assert_eq!(uuids(&b[0].body), ["eu1", "eu2"]);
+    assert_eq!(b[0].url, "https://eu.logx.optimizely.com/v1/events");
+    p.flush();
+    let rest = drain(&mut p);
+    assert_eq!(rest.len(), 3);
+    assert!(rest.iter().all(|d| d.events == 1));
+}
+
+#[test]
+fn an_explicit_us_region_batches_with_no_region() {
+    let mut p = Processor::new(Config::default());
+    p.process(&impression(&Ctx::default(), "v", "a"), 0.0).unwrap();
+    p.process(&impression(&Ctx { region: "US", ..Ctx::default() }, "v", "b"), 0.0).unwrap();
+    p.flush();
+    assert_eq!(drain(&mut p).len(), 1);
+}
+
+#[test]
+fn splits_batches_that_would_exceed_max_payload_bytes() {
+    let max = 4000;
+    let mut p = Processor::new(Config {
+        batch_size: 1000,
+        max_payload_bytes: max,
+        ..Config::default()
+    });
+    let c = Ctx::default();
+    // Non-ASCII notes: bytes, not characters, must be counted.
+    let note = "é".repeat(300);
+    for i in 0..20 {
+        p.process(&conversion(&c, "v", &format!("u{i}"), &note), 0.0).unwrap();
+    }
+    p.flush();
+    let b = drain(&mut p);
+    assert!(b.len() > 1);
+    let mut all = Vec::new();
+    for d in &b {
+        assert!(d.body.len() <= max, "{} > {max}", d.body.len());
+        // Full batches were sealed because the next event would not fit.
+        all.extend(uuids(&d.body));
+    }
+    assert_eq!(all, (0..20).map(|i| format!("u{i}")).collect::<Vec<_>>());
+}
+
+#[test]
+fn refuses_an_event_that_cannot_fit_in_any_batch() {
+    let mut p = Processor::new(Config { max_payload_bytes: 2000, ..Config::default() });
+    let c = Ctx::default();
+    let err = p.process(&conversion(&c, "v", "big", &"x".repeat(3000)), 0.0).unwrap_err();
+    assert!(matches!(err, Error::EventTooLarge { max: 2000, .. }));
+    assert!(err.to_string().contains("maxPayloadBytes"));
+    assert_eq!(p.stats().queued, 0);
+}
+
+#[test]
+fn a_full_queue_drops_the_new_event_and_counts_it() {
+    let mut p = Processor::new(Config {
+        batch_size: 2,
+        max_queue_size: 3,
+        ..Config::default()
+    });
+    let c = Ctx::default();
+    assert_eq!(p.process(&impression(&c, "v", "a"), 0.0), Ok(true));
+    assert_eq!(p.process(&impression(&c, "v", "b"), 0.0), Ok(true)); // in flight now
+    assert_eq!(p.process(&impression(&c, "v", "c"), 0.0), Ok(true));
+    // Pending + in flight = 3: the bound counts both.
+    assert_eq!(p.process(&impression(&c, "v", "d"), 0.0), Ok(false));
+    assert_eq!(p.stats().dropped, 1);
+    let first = drain(&mut p);
+    assert!(p.on_dispatch_result(first[0].id, Outcome::Delivered));
+    assert_eq!(p.process(&impression(&c, "v", "e"), 0.0), Ok(true));
+    let s = p.stats();
+    assert_eq!((s.queued, s.in_flight, s.dispatched, s.batches), (0, 2, 2, 1));
+}
+
+#[test]
+fn dispatch_results_update_the_counters_once() {
+    let mut p = Processor::new(Config { batch_size: 2, ..Config::default() });
+    let c = Ctx::default();
+    for i in 0..4 {
+        p.process(&impression(&c, "v", &format!("u{i}")), 0.0).unwrap();
+    }
+    let b = drain(&mut p);
+    assert!(p.on_dispatch_result(b[0].id, Outcome::Delivered));
+    assert!(p.on_dispatch_result(b[1].id, Outcome::Failed { status: Some(400) }));
+    assert!(!p.on_dispatch_result(b[1].id, Outcome::Delivered));
+    let s = p.stats();
+    assert_eq!(s.dispatched, 2);
+    assert_eq!(s.failed, 2);
+    assert_eq!(s.bytes_sent, b[0].body.len() as u64);
+    assert!(p.is_idle());
+}
+
+#[test]
+fn close_flushes_everything_and_refuses_more() {
+    let mut p = Processor::new(Config::default());
+    let c = Ctx::default();
+    p.process(&impression(&c, "v", "a"), 0.0).unwrap();
+    p.process(&impression(&Ctx { region: "EU", ..c.clone() }, "v", "b"), 0.0).unwrap();
+    p.close();
+    assert_eq!(drain(&mut p).len(), 2);
+    assert_eq!(p.poll_timeout(), None);
+    assert_eq!(p.process(&impression(&c, "v", "c"), 0.0), Err(Error::Closed));
+}
+
+#[test]
+fn an_invalid_event_leaves_the_queue_intact() {
+    let mut p = Processor::new(Config::default());
+    let c = Ctx::default();
+    p.process(&impression(&c, "v", "a"), 0.0).unwrap();
+    let bad = impression(&c, "v", "b").replace("\"acct\"", "17");
+    let err = p.process(&bad, 0.0).unwrap_err();
+    assert_eq!(err.to_string(), "context.accountId must be a string, got 17");
+    assert!(p.process("garbage", 0.0).is_err());
+    assert_eq!(p.stats().queued, 1);
+    p.flush();
+    assert_eq!(uuids(&drain(&mut p)[0].body), ["a"]);
+}
+
+#[test]
+fn a_missing_timestamp_is_filled_with_now() {
+    let mut p = Processor::new(Config::default());
+    p.process(&conversion(&Ctx::default(), "v", "a", ""), 1_700_000_123_456.7).unwrap();
+    p.flush();
+    let body = &drain(&mut p)[0].body;
+    assert!(body.contains("\"timestamp\":1700000123456,"), "{body}");
+}
+
+#[test]
+fn bodies_are_valid_wire_format() {
+    let mut p = Processor::new(Config::default());
+    let c = Ctx { bot: "false", ..Ctx::default() };
+    p.process(&impression(&c, "vis\"1", "a"), 0.0).unwrap();
+    p.process(&conversion(&c, "vis2", "b", "n"), 0.0).unwrap();
+    p.flush();
+    let body = &drain(&mut p)[0].body;
+    assert!(body.starts_with(
+        "{\"client_name\":\"node-sdk\",\"client_version\":\"6.0.0\",\"account_id\":\"acct\",\"project_id\":\"proj\",\"revision\":\"42\",\"anonymize_ip\":false,\"enrich_decisions\":true,\"visitors\":[{\"snapshots\":[{\"decisions\":"
+    ));
+    assert!(body.contains("\"visitor_id\":\"vis\\\"1\""));
+    assert!(body.contains("{\"entity_id\":\"$opt_bot_filtering\",\"key\":\"$opt_bot_filtering\",\"type\":\"custom\",\"value\":false}"));
+    assert!(body.ends_with("]}]}"));
+}
