@@ -1,4 +1,5 @@
 //! The sans-IO processor, driven with simulated time.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -1,0 +1,49 @@
+# The two commands of README.md: `make demo` and `make test`.
+SHELL := /bin/bash
+WASM := target/wasm32-unknown-unknown/release/batch_event_processor.wasm
+DIST := pkg/dist
+WASM_FEATURES := --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+	--enable-reference-types --enable-multivalue --enable-mutable-globals
+
+.PHONY: setup build test test-native test-wasm-node test-wasm-chromium test-node test-workerd lint demo bench
+
+setup:
+	@bash .ci/setup
+
+## build: the npm package in pkg/ (wasm-bindgen output in pkg/dist, CJS entry pkg/node.cjs)
+build:
+	cargo build --release --target wasm32-unknown-unknown --lib
+	rm -rf $(DIST)
+	wasm-bindgen --target web --out-dir $(DIST) --out-name bep $(WASM)
+	npx wasm-opt -Oz $(WASM_FEATURES) $(DIST)/bep_bg.wasm -o $(DIST)/bep_bg.wasm
+	npx esbuild pkg/node.js --bundle --platform=node --format=cjs --log-level=warning \
+		--outfile=pkg/node.cjs --define:import.meta.url=import_meta_url \
+		--banner:js="const import_meta_url = require('node:url').pathToFileURL(__filename).href;"
+	@printf 'wasm: %s bytes, gzip %s bytes\n' "$$(wc -c < $(DIST)/bep_bg.wasm)" "$$(gzip -9c $(DIST)/bep_bg.wasm | wc -c)"
+
+## test: everything, from a fresh machine
+test: setup lint build test-native test-wasm-node test-wasm-chromium test-node test-workerd
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --target wasm32-unknown-unknown --all-targets -- -D warnings
+
+test-native:
+	cargo test
+
+test-wasm-node:
+	cargo test --target wasm32-unknown-unknown
+
+test-wasm-chromium:
+	WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=/usr/bin/chromedriver cargo test --target wasm32-unknown-unknown
+
+test-node:
+	node tests/support/install-package.mjs
+	node --test --test-concurrency=1 tests/node/
+
+test-workerd:
+	node --test tests/workerd/
+
+demo: setup build
+	node www/server.mjs

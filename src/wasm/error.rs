@@ -1,0 +1,44 @@
+//! The one error type of the wasm layer.
+
+use wasm_bindgen::JsValue;
+
+use crate::core;
+
+/// Anything the JS API can throw.
+#[derive(Debug)]
+pub enum Error {
+    /// Refused by the core: an invalid or oversized event, or a closed processor.
+    Core(core::Error),
+    /// An option breaks a rule.
+    InvalidOption {
+        /// The option's name, e.g. `batchSize`.
+        field: &'static str,
+        /// The rule, e.g. `an integer >= 1`.
+        rule: &'static str,
+        /// What was given, as JS would show it.
+        got: String,
+    },
+    /// An exception thrown by JS code we called (e.g. the event packer).
+    Js(JsValue),
+}
+
+impl From<core::Error> for Error {
+    fn from(e: core::Error) -> Self {
+        Error::Core(e)
+    }
+}
+
+impl From<Error> for JsValue {
+    fn from(e: Error) -> JsValue {
+        match e {
+            Error::Core(e) if e.is_input_error() => {
+                js_sys::TypeError::new(&e.to_string()).into()
+            }
+            Error::Core(e) => js_sys::Error::new(&e.to_string()).into(),
+            Error::InvalidOption { field, rule, got } => {
+                js_sys::TypeError::new(&format!("{field} must be {rule}, got {got}")).into()
+            }
+            Error::Js(v) => v,
+        }
+    }
+}
