@@ -45,5 +45,6 @@ test-node:
 test-workerd:
 	node --test tests/workerd/
 
+## demo: builds the package and batches events to a local collector
 demo: setup build
-	node www/server.mjs
+	node www/demo-node.mjs

@@ -1,0 +1,287 @@
+// The built, packed package in Node 20, imported like a user would, against a real
+// HTTP collector on 127.0.0.1.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { startCollector } from '../support/collector.mjs';
+import { BatchEventProcessor } from '../../target/consumer/esm.mjs';
+
+const require = createRequire(import.meta.url);
+const collector = await startCollector();
+after(() => collector.close());
+
+let seq = 0;
+const CONTEXT = { accountId: '12345', projectId: '678', revision: '9', clientName: 'node-sdk', clientVersion: '6.0.0', anonymizeIP: true, botFiltering: false };
+
+function impression(overrides = {}) {
+  const uuid = `imp-${++seq}`;
+  return {
+    type: 'impression',
+    uuid,
+    timestamp: 1700000000000 + seq,
+    context: { ...CONTEXT },
+    user: { id: `visitor-${seq % 7}`, attributes: [{ entityId: '101', key: 'plan', value: 'pro' }] },
+    layer: { id: '1' },
+    experiment: { id: '2', key: 'exp' },
+    variation: { id: '3', key: 'on' },
+    ruleKey: 'exp',
+    flagKey: 'flag',
+    ruleType: 'feature-test',
+    enabled: true,
+    ...overrides,
+  };
+}
+
+function conversion(overrides = {}) {
+  const uuid = `conv-${++seq}`;
+  return {
+    type: 'conversion',
+    uuid,
+    timestamp: 1700000000000 + seq,
+    context: { ...CONTEXT },
+    user: { id: 'buyer', attributes: [] },
+    event: { id: '55', key: 'purchase' },
+    revenue: 4200,
+    value: 1.5,
+    tags: { revenue: 4200, value: 1.5, category: 'shoes' },
+    ...overrides,
+  };
+}
+
+const sent = (from) => collector.requests.slice(from);
+
+test('ESM import and require() both give a working BatchEventProcessor', async () => {
+  const cjs = require('../../target/consumer/cjs.cjs');
+  assert.equal(typeof cjs.BatchEventProcessor, 'function');
+  const from = collector.requests.length;
+  const p = new cjs.BatchEventProcessor({ endpoint: collector.url });
+  assert.equal(p.process(impression()), true);
+  await p.close();
+  assert.equal(sent(from).length, 1);
+});
+
+test('POSTs JSON batches of batchSize to the endpoint with the default fetch dispatcher', async () => {
+  const from = collector.requests.length;
+  const p = new BatchEventProcessor({ batchSize: 3, endpoint: collector.url });
+  const events = Array.from({ length: 7 }, () => impression());
+  for (const e of events) assert.equal(p.process(e), true);
+  await collector.until(() => sent(from).length === 2);
+  assert.equal(p.stats().queued, 1);
+  await p.flush();
+  const reqs = sent(from);
+  assert.deepEqual(reqs.map((r) => r.json.visitors.length), [3, 3, 1]);
+  for (const r of reqs) {
+    assert.equal(r.method, 'POST');
+    assert.equal(r.url, '/v1/events');
+    assert.equal(r.headers['content-type'], 'application/json');
+    assert.equal(r.json.account_id, '12345');
+    assert.equal(r.json.enrich_decisions, true);
+  }
+  const uuids = reqs.flatMap((r) => r.json.visitors.map((v) => v.snapshots[0].events[0].uuid));
+  assert.deepEqual(uuids, events.map((e) => e.uuid));
+  assert.deepEqual(p.stats(), { queued: 0, inFlight: 0, dispatched: 7, batches: 3, retried: 0, failed: 0, dropped: 0, bytesSent: reqs.reduce((n, r) => n + Buffer.byteLength(r.body), 0) });
+  await p.close();
+});
+
+test('sends a partial batch once flushInterval has passed', async () => {
+  const from = collector.requests.length;
+  const p = new BatchEventProcessor({ batchSize: 100, flushInterval: 150, endpoint: collector.url });
+  const started = Date.now();
+  p.process(impression());
+  p.process(conversion());
+  await collector.until(() => sent(from).length === 1, 5000);
+  assert.ok(Date.now() - started >= 140, 'not before the interval');
+  assert.equal(sent(from)[0].json.visitors.length, 2);
+  await p.close();
+});
+
+test('close() flushes everything, is idempotent, and process() afterwards throws', async () => {
+  const from = collector.requests.length;
+  const p = new BatchEventProcessor({ batchSize: 50, flushInterval: 60000, endpoint: collector.url });
+  for (let i = 0; i < 12; i++) p.process(i % 2 ? impression() : conversion());
+  const a = p.close();
+  assert.equal(p.close(), a, 'the same promise');
+  await a;
+  assert.equal(sent(from).reduce((n, r) => n + r.json.visitors.length, 0), 12);
+  assert.throws(() => p.process(impression()), (e) => e instanceof Error && /closed/.test(e.message));
+});
+
+test('never mixes contexts: region, project and bot filtering split batches; EU goes to the EU endpoint', async () => {
+  const urls = [];
+  const bodies = [];
+  const p = new BatchEventProcessor({
+    batchSize: 10,
+    dispatcher: (e) => {
+      urls.push(e.url);
+      bodies.push(e.params);
+      return { statusCode: 200 };
+    },
+  });
+  p.process(impression());
+  p.process(impression({ context: { ...impression().context, region: 'EU' } }));
+  p.process(impression({ context: { ...impression().context, projectId: 'other' } }));
+  p.process(impression({ context: { ...impression().context, botFiltering: true } }));
+  await p.flush();
+  assert.equal(bodies.length, 4);
+  assert.deepEqual(urls.sort(), [
+    'https://eu.logx.optimizely.com/v1/events',
+    'https://logx.optimizely.com/v1/events',
+    'https://logx.optimizely.com/v1/events',
+    'https://logx.optimizely.com/v1/events',
+  ]);
+  await p.close();
+});
+
+test('listeners get each LogEvent once; removeOnEventDispatch unsubscribes; a throwing listener is isolated', async () => {
+  const heard = [];
+  const p = new BatchEventProcessor({ batchSize: 1, endpoint: collector.url });
+  p.onEventDispatch(() => {
+    throw new Error('listener bug');
+  });
+  const id = p.onEventDispatch((e) => heard.push(e));
+  assert.equal(typeof id, 'number');
+  p.process(impression());
+  await p.flush();
+  assert.equal(heard.length, 1);
+  const e = heard[0];
+  assert.equal(e.url, collector.url);
+  assert.equal(e.httpVerb, 'POST');
+  assert.deepEqual(e.headers, { 'Content-Type': 'application/json' });
+  assert.deepEqual(e.params, JSON.parse(e.body));
+  assert.equal(p.removeOnEventDispatch(id), true);
+  assert.equal(p.removeOnEventDispatch(id), false);
+  p.process(impression());
+  await p.flush();
+  assert.equal(heard.length, 1);
+  assert.equal(p.stats().dispatched, 2);
+  await p.close();
+});
+
+test('a custom dispatcher replaces fetch; its results count as delivered or failed', async () => {
+  const calls = [];
+  const answers = [{ statusCode: 200 }, { statusCode: 503 }, true, false, undefined];
+  const p = new BatchEventProcessor({
+    batchSize: 1,
+    dispatcher: async (logEvent) => {
+      calls.push(logEvent);
+      const a = answers[calls.length - 1];
+      if (calls.length === 6) throw new Error('network down');
+      return a;
+    },
+  });
+  for (let i = 0; i < 6; i++) p.process(conversion());
+  await p.flush();
+  assert.equal(calls.length, 6);
+  const s = p.stats();
+  assert.equal(s.dispatched, 3);
+  assert.equal(s.failed, 3);
+  assert.equal(s.inFlight, 0);
+  await p.close();
+});
+
+test('non-2xx answers from the collector count as failed', async () => {
+  const bad = await startCollector({ status: () => 400 });
+  try {
+    const p = new BatchEventProcessor({ batchSize: 2, endpoint: bad.url });
+    p.process(impression());
+    p.process(impression());
+    await p.flush();
+    assert.equal(bad.requests.length, 1);
+    assert.deepEqual([p.stats().failed, p.stats().dispatched], [2, 0]);
+    await p.close();
+  } finally {
+    await bad.close();
+  }
+});
+
+test('a full queue drops the new event, returns false and counts it', async () => {
+  const p = new BatchEventProcessor({ batchSize: 100, maxQueueSize: 3, endpoint: collector.url });
+  assert.deepEqual([1, 2, 3, 4, 5].map(() => p.process(impression())), [true, true, true, false, false]);
+  assert.equal(p.stats().dropped, 2);
+  assert.equal(p.stats().queued, 3);
+  await p.close();
+});
+
+test('bad options throw a TypeError naming the option and the rule', () => {
+  const cases = [
+    [{ batchSize: 0 }, 'batchSize must be an integer >= 1, got 0'],
+    [{ batchSize: -5 }, 'batchSize must be an integer >= 1, got -5'],
+    [{ batchSize: 'ten' }, 'batchSize must be an integer >= 1, got "ten"'],
+    [{ flushInterval: NaN }, 'flushInterval must be a finite number > 0 (ms), got NaN'],
+    [{ flushInterval: 0 }, 'flushInterval must be a finite number > 0 (ms), got 0'],
+    [{ maxQueueSize: -1 }, 'maxQueueSize must be an integer >= 1, got -1'],
+    [{ maxPayloadBytes: 4_000_000 }, 'maxPayloadBytes must be an integer from 1 to 3500000, got 4000000'],
+    [{ endpoint: 'file:///etc/passwd' }, 'endpoint must be an http:// or https:// URL, got "file:///etc/passwd"'],
+    [{ endpoint: 'not a url' }, 'endpoint must be an http:// or https:// URL, got "not a url"'],
+    [{ dispatcher: 'fetch' }, 'dispatcher must be a function, got "fetch"'],
+    ['fast', 'options must be an object, got "fast"'],
+  ];
+  for (const [options, message] of cases) {
+    assert.throws(() => new BatchEventProcessor(options), (e) => e instanceof TypeError && e.message === message, message);
+  }
+});
+
+test('bad events throw a TypeError naming the field, and the queue is intact', async () => {
+  const bodies = [];
+  const p = new BatchEventProcessor({ batchSize: 100, dispatcher: (e) => void bodies.push(e.params) });
+  const good = impression();
+  p.process(good);
+  const cases = [
+    [null, /^event must be an object/],
+    ['impression', /^event must be an object/],
+    [{ ...impression(), type: 'click' }, /^type must be 'impression' or 'conversion', got "click"/],
+    [{ ...impression(), context: undefined }, /^context must be an object, got undefined/],
+    [{ ...impression(), context: { projectId: '1' } }, /^context\.accountId must be a string, got undefined/],
+    [{ ...impression(), context: { accountId: 1, projectId: '1' } }, /^context\.accountId must be a string, got 1/],
+    [{ ...impression(), user: {} }, /^user\.id must be a string, got undefined/],
+    [{ ...impression(), user: { id: null } }, /^user\.id must be a string, got null/],
+    [{ ...impression(), timestamp: NaN }, /^timestamp must be a finite number, got NaN/],
+    [{ ...impression(), timestamp: -1 }, /^timestamp must be a finite number >= 0/],
+    [{ ...impression(), timestamp: '2024-01-01' }, /^timestamp must be a finite number >= 0.*got "2024-01-01"/],
+    [{ ...impression(), user: { id: 'v', attributes: [{ entityId: '1', key: 'k', value: { nested: 1 } }] } }, /^user\.attributes\[0\]\.value must be a string, a finite number or a boolean/],
+    [{ ...impression(), user: { id: 'v', attributes: 'plan=pro' } }, /^user\.attributes must be an array/],
+    [{ ...conversion(), event: { key: 'purchase' } }, /^event\.id must be a string, got undefined/],
+    [{ ...conversion(), revenue: Infinity }, /^revenue must be a finite number, got Infinity/],
+    [{ ...conversion(), tags: 'x' }, /^tags must be an object, null or undefined/],
+    [{ ...impression(), enabled: 'yes' }, /^enabled must be a boolean/],
+    [{ ...impression(), uuid: 42 }, /^uuid must be a string, got 42/],
+  ];
+  const cyclic = { a: 1 };
+  cyclic.self = cyclic;
+  cases.push([{ ...conversion(), tags: cyclic }, /^tags must be JSON-serializable/]);
+  cases.push([{ ...conversion(), tags: { big: 10n } }, /^tags must be JSON-serializable/]);
+  for (const [event, message] of cases) {
+    assert.throws(() => p.process(event), (e) => e instanceof TypeError && message.test(e.message), String(message));
+  }
+  assert.equal(p.stats().queued, 1);
+  await p.flush();
+  assert.equal(bodies.length, 1);
+  assert.equal(bodies[0].visitors[0].snapshots[0].events[0].uuid, good.uuid);
+  await p.close();
+});
+
+test('an event too large for maxPayloadBytes is refused; large batches are split under the limit', async () => {
+  const bodies = [];
+  const p = new BatchEventProcessor({ batchSize: 1000, maxPayloadBytes: 20_000, dispatcher: (e) => void bodies.push(e.body) });
+  assert.throws(() => p.process(conversion({ tags: { note: 'x'.repeat(30_000) } })), (e) => e instanceof TypeError && /maxPayloadBytes/.test(e.message));
+  for (let i = 0; i < 60; i++) p.process(conversion({ tags: { note: 'ü'.repeat(500) } }));
+  await p.flush();
+  assert.ok(bodies.length > 1);
+  for (const b of bodies) assert.ok(Buffer.byteLength(b) <= 20_000, `${Buffer.byteLength(b)} bytes`);
+  assert.equal(bodies.reduce((n, b) => n + JSON.parse(b).visitors.length, 0), 60);
+  await p.close();
+});
+
+test('uuid and timestamp are filled in when omitted', async () => {
+  const bodies = [];
+  const p = new BatchEventProcessor({ dispatcher: (e) => void bodies.push(e.params) });
+  const before = Date.now();
+  const e = impression();
+  delete e.uuid;
+  delete e.timestamp;
+  p.process(e);
+  await p.close();
+  const ev = bodies[0].visitors[0].snapshots[0].events[0];
+  assert.match(ev.uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.ok(ev.timestamp >= before && ev.timestamp <= Date.now());
+});
