@@ -19,10 +19,16 @@ fn drain(p: &mut Processor) -> Vec<Dispatch> {
 
 #[test]
 fn sends_a_batch_when_batch_size_is_reached() {
-    let mut p = Processor::new(Config { batch_size: 3, ..Config::default() });
+    let mut p = Processor::new(Config {
+        batch_size: 3,
+        ..Config::default()
+    });
     let c = Ctx::default();
     for i in 0..2 {
-        assert_eq!(p.process(&impression(&c, "v", &format!("u{i}")), 0.0), Ok(true));
+        assert_eq!(
+            p.process(&impression(&c, "v", &format!("u{i}")), 0.0),
+            Ok(true)
+        );
     }
     assert!(p.poll_dispatch().is_none());
     p.process(&impression(&c, "v", "u2"), 1.0).unwrap();
@@ -37,7 +43,10 @@ fn sends_a_batch_when_batch_size_is_reached() {
 
 #[test]
 fn sends_a_partial_batch_when_the_flush_interval_passes() {
-    let mut p = Processor::new(Config { flush_interval_ms: 1000.0, ..Config::default() });
+    let mut p = Processor::new(Config {
+        flush_interval_ms: 1000.0,
+        ..Config::default()
+    });
     let c = Ctx::default();
     assert_eq!(p.poll_timeout(), None);
     p.process(&impression(&c, "v", "a"), 500.0).unwrap();
@@ -55,11 +64,23 @@ fn sends_a_partial_batch_when_the_flush_interval_passes() {
 
 #[test]
 fn never_mixes_contexts_in_a_batch() {
-    let mut p = Processor::new(Config { batch_size: 2, ..Config::default() });
+    let mut p = Processor::new(Config {
+        batch_size: 2,
+        ..Config::default()
+    });
     let us = Ctx::default();
-    let eu = Ctx { region: "EU", ..Ctx::default() };
-    let other = Ctx { project: "other", ..Ctx::default() };
-    let bot = Ctx { bot: "true", ..Ctx::default() };
+    let eu = Ctx {
+        region: "EU",
+        ..Ctx::default()
+    };
+    let other = Ctx {
+        project: "other",
+        ..Ctx::default()
+    };
+    let bot = Ctx {
+        bot: "true",
+        ..Ctx::default()
+    };
     p.process(&impression(&us, "v", "us1"), 0.0).unwrap();
     p.process(&impression(&eu, "v", "eu1"), 0.0).unwrap();
     p.process(&impression(&other, "v", "o1"), 0.0).unwrap();
@@ -79,8 +100,20 @@ fn never_mixes_contexts_in_a_batch() {
 #[test]
 fn an_explicit_us_region_batches_with_no_region() {
     let mut p = Processor::new(Config::default());
-    p.process(&impression(&Ctx::default(), "v", "a"), 0.0).unwrap();
-    p.process(&impression(&Ctx { region: "US", ..Ctx::default() }, "v", "b"), 0.0).unwrap();
+    p.process(&impression(&Ctx::default(), "v", "a"), 0.0)
+        .unwrap();
+    p.process(
+        &impression(
+            &Ctx {
+                region: "US",
+                ..Ctx::default()
+            },
+            "v",
+            "b",
+        ),
+        0.0,
+    )
+    .unwrap();
     p.flush();
     assert_eq!(drain(&mut p).len(), 1);
 }
@@ -97,7 +130,8 @@ fn splits_batches_that_would_exceed_max_payload_bytes() {
     // Non-ASCII notes: bytes, not characters, must be counted.
     let note = "é".repeat(300);
     for i in 0..20 {
-        p.process(&conversion(&c, "v", &format!("u{i}"), &note), 0.0).unwrap();
+        p.process(&conversion(&c, "v", &format!("u{i}"), &note), 0.0)
+            .unwrap();
     }
     p.flush();
     let b = drain(&mut p);
@@ -113,9 +147,14 @@ fn splits_batches_that_would_exceed_max_payload_bytes() {
 
 #[test]
 fn refuses_an_event_that_cannot_fit_in_any_batch() {
-    let mut p = Processor::new(Config { max_payload_bytes: 2000, ..Config::default() });
+    let mut p = Processor::new(Config {
+        max_payload_bytes: 2000,
+        ..Config::default()
+    });
     let c = Ctx::default();
-    let err = p.process(&conversion(&c, "v", "big", &"x".repeat(3000)), 0.0).unwrap_err();
+    let err = p
+        .process(&conversion(&c, "v", "big", &"x".repeat(3000)), 0.0)
+        .unwrap_err();
     assert!(matches!(err, Error::EventTooLarge { max: 2000, .. }));
     assert!(err.to_string().contains("maxPayloadBytes"));
     assert_eq!(p.stats().queued, 0);
@@ -139,15 +178,22 @@ fn a_full_queue_drops_the_new_event_and_counts_it() {
     assert!(p.on_dispatch_result(first[0].id, Outcome::Delivered));
     assert_eq!(p.process(&impression(&c, "v", "e"), 0.0), Ok(true));
     let s = p.stats();
-    assert_eq!((s.queued, s.in_flight, s.dispatched, s.batches), (0, 2, 2, 1));
+    assert_eq!(
+        (s.queued, s.in_flight, s.dispatched, s.batches),
+        (0, 2, 2, 1)
+    );
 }
 
 #[test]
 fn dispatch_results_update_the_counters_once() {
-    let mut p = Processor::new(Config { batch_size: 2, ..Config::default() });
+    let mut p = Processor::new(Config {
+        batch_size: 2,
+        ..Config::default()
+    });
     let c = Ctx::default();
     for i in 0..4 {
-        p.process(&impression(&c, "v", &format!("u{i}")), 0.0).unwrap();
+        p.process(&impression(&c, "v", &format!("u{i}")), 0.0)
+            .unwrap();
     }
     let b = drain(&mut p);
     assert!(p.on_dispatch_result(b[0].id, Outcome::Delivered));
@@ -165,11 +211,25 @@ fn close_flushes_everything_and_refuses_more() {
     let mut p = Processor::new(Config::default());
     let c = Ctx::default();
     p.process(&impression(&c, "v", "a"), 0.0).unwrap();
-    p.process(&impression(&Ctx { region: "EU", ..c.clone() }, "v", "b"), 0.0).unwrap();
+    p.process(
+        &impression(
+            &Ctx {
+                region: "EU",
+                ..c.clone()
+            },
+            "v",
+            "b",
+        ),
+        0.0,
+    )
+    .unwrap();
     p.close();
     assert_eq!(drain(&mut p).len(), 2);
     assert_eq!(p.poll_timeout(), None);
-    assert_eq!(p.process(&impression(&c, "v", "c"), 0.0), Err(Error::Closed));
+    assert_eq!(
+        p.process(&impression(&c, "v", "c"), 0.0),
+        Err(Error::Closed)
+    );
 }
 
 #[test]
@@ -179,7 +239,10 @@ fn an_invalid_event_leaves_the_queue_intact() {
     p.process(&impression(&c, "v", "a"), 0.0).unwrap();
     let bad = impression(&c, "v", "b").replace("\"acct\"", "17");
     let err = p.process(&bad, 0.0).unwrap_err();
-    assert_eq!(err.to_string(), "context.accountId must be a string, got 17");
+    assert_eq!(
+        err.to_string(),
+        "context.accountId must be a string, got 17"
+    );
     assert!(p.process("garbage", 0.0).is_err());
     assert_eq!(p.stats().queued, 1);
     p.flush();
@@ -189,7 +252,11 @@ fn an_invalid_event_leaves_the_queue_intact() {
 #[test]
 fn a_missing_timestamp_is_filled_with_now() {
     let mut p = Processor::new(Config::default());
-    p.process(&conversion(&Ctx::default(), "v", "a", ""), 1_700_000_123_456.7).unwrap();
+    p.process(
+        &conversion(&Ctx::default(), "v", "a", ""),
+        1_700_000_123_456.7,
+    )
+    .unwrap();
     p.flush();
     let body = &drain(&mut p)[0].body;
     assert!(body.contains("\"timestamp\":1700000123456,"), "{body}");
@@ -198,7 +265,10 @@ fn a_missing_timestamp_is_filled_with_now() {
 #[test]
 fn bodies_are_valid_wire_format() {
     let mut p = Processor::new(Config::default());
-    let c = Ctx { bot: "false", ..Ctx::default() };
+    let c = Ctx {
+        bot: "false",
+        ..Ctx::default()
+    };
     p.process(&impression(&c, "vis\"1", "a"), 0.0).unwrap();
     p.process(&conversion(&c, "vis2", "b", "n"), 0.0).unwrap();
     p.flush();

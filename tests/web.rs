@@ -43,7 +43,9 @@ fn recorder(answer: JsValue) -> (Function, Rc<RefCell<Vec<JsValue>>>) {
 }
 
 fn options(batch_size: u32, dispatcher: &Function) -> JsValue {
-    let o = js(&format!(r#"{{"batchSize":{batch_size},"flushInterval":60000}}"#));
+    let o = js(&format!(
+        r#"{{"batchSize":{batch_size},"flushInterval":60000}}"#
+    ));
     Reflect::set(&o, &"dispatcher".into(), dispatcher).unwrap();
     o
 }
@@ -65,7 +67,10 @@ async fn batches_reach_the_dispatcher_and_the_listeners() {
     assert_eq!(heard.borrow().len(), 1);
     let log_event = seen.borrow()[0].clone();
     let log_event = &log_event;
-    assert_eq!(get(log_event, "url"), "https://logx.optimizely.com/v1/events");
+    assert_eq!(
+        get(log_event, "url"),
+        "https://logx.optimizely.com/v1/events"
+    );
     assert_eq!(get(log_event, "httpVerb"), "POST");
     let params = get(log_event, "params");
     assert_eq!(get(&params, "account_id"), "a");
@@ -123,12 +128,30 @@ async fn a_throwing_dispatcher_or_listener_does_not_break_the_processor() {
 #[wasm_bindgen_test]
 fn bad_options_throw_a_type_error_naming_the_option() {
     for (opts, message) in [
-        (r#"{"batchSize":0}"#, "batchSize must be an integer >= 1, got 0"),
-        (r#"{"batchSize":1.5}"#, "batchSize must be an integer >= 1, got 1.5"),
-        (r#"{"flushInterval":-1}"#, "flushInterval must be a finite number > 0 (ms), got -1"),
-        (r#"{"maxQueueSize":"10"}"#, "maxQueueSize must be an integer >= 1, got \"10\""),
-        (r#"{"endpoint":"ftp://x"}"#, "endpoint must be an http:// or https:// URL, got \"ftp://x\""),
-        (r#"{"dispatcher":1}"#, "dispatcher must be a function, got 1"),
+        (
+            r#"{"batchSize":0}"#,
+            "batchSize must be an integer >= 1, got 0",
+        ),
+        (
+            r#"{"batchSize":1.5}"#,
+            "batchSize must be an integer >= 1, got 1.5",
+        ),
+        (
+            r#"{"flushInterval":-1}"#,
+            "flushInterval must be a finite number > 0 (ms), got -1",
+        ),
+        (
+            r#"{"maxQueueSize":"10"}"#,
+            "maxQueueSize must be an integer >= 1, got \"10\"",
+        ),
+        (
+            r#"{"endpoint":"ftp://x"}"#,
+            "endpoint must be an http:// or https:// URL, got \"ftp://x\"",
+        ),
+        (
+            r#"{"dispatcher":1}"#,
+            "dispatcher must be a function, got 1",
+        ),
         ("[]", "options must be an object, got an array"),
     ] {
         let err = BatchEventProcessor::new(js(opts)).err().expect(opts);
@@ -144,7 +167,10 @@ fn bad_events_throw_a_type_error_naming_the_field_and_keep_the_queue() {
     let missing_user = js(r#"{"type":"impression","context":{"accountId":"a","projectId":"p"}}"#);
     let err = p.process(missing_user).unwrap_err();
     assert!(err.is_instance_of::<js_sys::TypeError>());
-    assert_eq!(get(&err, "message"), "user must be an object, got undefined");
+    assert_eq!(
+        get(&err, "message"),
+        "user must be an object, got undefined"
+    );
     let wrong_type = event("x", "US");
     Reflect::set(&wrong_type, &"type".into(), &"click".into()).unwrap();
     let err = p.process(wrong_type).unwrap_err();
@@ -155,7 +181,10 @@ fn bad_events_throw_a_type_error_naming_the_field_and_keep_the_queue() {
     let nan = event("y", "US");
     Reflect::set(&nan, &"timestamp".into(), &JsValue::from(f64::NAN)).unwrap();
     let err = p.process(nan).unwrap_err();
-    assert_eq!(get(&err, "message"), "timestamp must be a finite number, got NaN");
+    assert_eq!(
+        get(&err, "message"),
+        "timestamp must be a finite number, got NaN"
+    );
     assert_eq!(stat(&p, "queued"), 1.0);
 }
 

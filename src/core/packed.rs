@@ -404,9 +404,29 @@ mod tests {
 
     fn impression() -> Vec<&'static str> {
         vec![
-            "", "\"1\"", "\"2\"", "\"3\"", "", "", "false", "", // context
-            "\"impression\"", "\"u-1\"", "1700000000000", "\"vis\"", "", // common
-            "\"l\"", "\"e\"", "1", "\"7\"", "\"v\"", "\"rk\"", "\"fk\"", "\"ab\"", "true", "",
+            "",
+            "\"1\"",
+            "\"2\"",
+            "\"3\"",
+            "",
+            "",
+            "false",
+            "", // context
+            "\"impression\"",
+            "\"u-1\"",
+            "1700000000000",
+            "\"vis\"",
+            "", // common
+            "\"l\"",
+            "\"e\"",
+            "1",
+            "\"7\"",
+            "\"v\"",
+            "\"rk\"",
+            "\"fk\"",
+            "\"ab\"",
+            "true",
+            "",
         ]
     }
 
@@ -430,7 +450,9 @@ mod tests {
         let mut parts = impression();
         parts[10] = "null";
         let err = parse(&join(&parts)).unwrap_err();
-        assert!(err.to_string().starts_with("timestamp must be a finite number"));
+        assert!(err
+            .to_string()
+            .starts_with("timestamp must be a finite number"));
 
         let mut parts = impression();
         parts[1] = "";
@@ -446,7 +468,9 @@ mod tests {
         let mut parts = impression();
         parts[8] = "\"click\"";
         let err = parse(&join(&parts)).unwrap_err();
-        assert!(err.to_string().starts_with("type must be 'impression' or 'conversion'"));
+        assert!(err
+            .to_string()
+            .starts_with("type must be 'impression' or 'conversion'"));
         let mut parts = impression();
         parts.pop();
         assert!(parse(&join(&parts)).is_err());
@@ -459,7 +483,9 @@ mod tests {
         let mut parts = impression();
         parts[12] = "\"1\"\u{2}\"k\"\u{2}null";
         let err = parse(&join(&parts)).unwrap_err();
-        assert!(err.to_string().starts_with("user.attributes[0].value must be"));
+        assert!(err
+            .to_string()
+            .starts_with("user.attributes[0].value must be"));
         parts[12] = "\"1\"\u{2}\"k\"";
         assert!(parse(&join(&parts)).is_err());
         parts[12] = "\"1\"\u{2}\"k\"\u{2}3.5\u{2}\"2\"\u{2}\"b\"\u{2}true";

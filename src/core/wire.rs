@@ -179,7 +179,10 @@ pub fn write_visitor<S: Sink>(out: &mut S, ctx: &BatchContext, kind: Kind, field
 
 /// `variation_id` is kept only when it is made of digits (the SDK's `normalizeVariationId`).
 fn numeric_id(id: &str) -> &str {
-    let digits = id.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(id);
+    let digits = id
+        .strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .unwrap_or(id);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         id
     } else {
@@ -269,7 +272,14 @@ mod tests {
     #[test]
     fn header_keeps_the_sdk_key_order_and_omits_undefined() {
         let c = BatchContext::new(&context([
-            "\"EU\"", "\"a\"", "\"p\"", "\"42\"", "\"node-sdk\"", "", "true", "false",
+            "\"EU\"",
+            "\"a\"",
+            "\"p\"",
+            "\"42\"",
+            "\"node-sdk\"",
+            "",
+            "true",
+            "false",
         ]));
         assert_eq!(
             c.header,
@@ -282,8 +292,11 @@ mod tests {
     #[test]
     fn region_defaults_to_us_in_the_context_key() {
         let rest = "\u{1}\"a\"\u{1}\"p\"\u{1}\u{1}\u{1}\u{1}\u{1}";
-        assert_eq!(context_key(&format!("{rest}")), context_key(&format!("\"US\"{rest}")));
-        assert_eq!(context_key(&format!("null{rest}")), context_key(&format!("\"US\"{rest}")));
+        assert_eq!(context_key(rest), context_key(&format!("\"US\"{rest}")));
+        assert_eq!(
+            context_key(&format!("null{rest}")),
+            context_key(&format!("\"US\"{rest}"))
+        );
         assert_ne!(context_key(&format!("\"EU\"{rest}")), context_key(rest));
         let c = BatchContext::new(&format!("\"eu\"{rest}"));
         assert_eq!(c.endpoint(), US_ENDPOINT);
@@ -293,7 +306,15 @@ mod tests {
     fn conversion_renders_tags_value_and_revenue_when_present() {
         let c = BatchContext::new(&context(["", "\"a\"", "\"p\"", "", "", "", "", ""]));
         let fields = [
-            "\"u\"", "5", "\"v\"", "", "\"e1\"", "\"buy\"", "100", "null", "{\"revenue\":100}",
+            "\"u\"",
+            "5",
+            "\"v\"",
+            "",
+            "\"e1\"",
+            "\"buy\"",
+            "100",
+            "null",
+            "{\"revenue\":100}",
         ]
         .join("\u{1}");
         let mut s = String::new();
@@ -310,8 +331,20 @@ mod tests {
         let c = BatchContext::new(&context(["", "\"a\"", "\"p\"", "", "", "", "", "true"]));
         // layer "" falls through to the experiment; variation id "abc" is not numeric.
         let fields = [
-            "\"u\"", "5", "\"v\"", "\"1\"\u{2}\"k\"\u{2}2", "\"\"", "\"exp\"", "1", "\"abc\"",
-            "\"var\"", "\"rk\"", "\"fk\"", "\"ab\"", "true", "",
+            "\"u\"",
+            "5",
+            "\"v\"",
+            "\"1\"\u{2}\"k\"\u{2}2",
+            "\"\"",
+            "\"exp\"",
+            "1",
+            "\"abc\"",
+            "\"var\"",
+            "\"rk\"",
+            "\"fk\"",
+            "\"ab\"",
+            "true",
+            "",
         ]
         .join("\u{1}");
         let mut s = String::new();
@@ -326,8 +359,10 @@ mod tests {
     #[test]
     fn missing_experiment_and_variation_become_empty_and_null() {
         let c = BatchContext::new(&context(["", "\"a\"", "\"p\"", "", "", "", "", ""]));
-        let fields = ["\"u\"", "5", "\"v\"", "", "null", "", "", "", "", "", "", "", "", ""]
-            .join("\u{1}");
+        let fields = [
+            "\"u\"", "5", "\"v\"", "", "null", "", "", "", "", "", "", "", "", "",
+        ]
+        .join("\u{1}");
         let mut s = String::new();
         write_visitor(&mut s, &c, Kind::Impression, &fields);
         assert!(s.contains(

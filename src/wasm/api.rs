@@ -69,7 +69,12 @@ impl Inner {
 
     fn start(self: &Rc<Self>, batch: Dispatch) {
         let log_event = make_log_event(&batch.url, &batch.body);
-        let listeners: Vec<Function> = self.listeners.borrow().iter().map(|(_, f)| f.clone()).collect();
+        let listeners: Vec<Function> = self
+            .listeners
+            .borrow()
+            .iter()
+            .map(|(_, f)| f.clone())
+            .collect();
         for f in listeners {
             // A listener that throws must not stop the others or the processor.
             let _ = f.call1(&JsValue::UNDEFINED, &log_event);
@@ -77,7 +82,9 @@ impl Inner {
         let mut resolve = None;
         let done = Promise::new(&mut |res, _| resolve = Some(res));
         if let Some(resolve) = resolve {
-            self.pending.borrow_mut().insert(batch.id, Pending { done, resolve });
+            self.pending
+                .borrow_mut()
+                .insert(batch.id, Pending { done, resolve });
         }
         let inner = Rc::clone(self);
         spawn_local(async move {
@@ -100,7 +107,12 @@ impl Inner {
 
     /// A promise that resolves once every batch handed out so far has settled.
     fn settled(&self) -> Promise {
-        let all: Array = self.pending.borrow().values().map(|p| p.done.clone()).collect();
+        let all: Array = self
+            .pending
+            .borrow()
+            .values()
+            .map(|p| p.done.clone())
+            .collect();
         future_to_promise(async move {
             // The per-batch promises never reject.
             let _ = JsFuture::from(Promise::all(&all)).await;

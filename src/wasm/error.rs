@@ -31,9 +31,7 @@ impl From<core::Error> for Error {
 impl From<Error> for JsValue {
     fn from(e: Error) -> JsValue {
         match e {
-            Error::Core(e) if e.is_input_error() => {
-                js_sys::TypeError::new(&e.to_string()).into()
-            }
+            Error::Core(e) if e.is_input_error() => js_sys::TypeError::new(&e.to_string()).into(),
             Error::Core(e) => js_sys::Error::new(&e.to_string()).into(),
             Error::InvalidOption { field, rule, got } => {
                 js_sys::TypeError::new(&format!("{field} must be {rule}, got {got}")).into()

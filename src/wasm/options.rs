@@ -138,7 +138,9 @@ fn got(v: &JsValue) -> String {
     if let Some(s) = v.as_string() {
         format!("{s:?}")
     } else if let Some(n) = v.as_f64() {
-        if n.fract() == 0.0 && n.abs() < 1e15 {
+        if n.is_infinite() {
+            (if n > 0.0 { "Infinity" } else { "-Infinity" }).to_string()
+        } else if n.fract() == 0.0 && n.abs() < 1e15 {
             format!("{}", n as i64)
         } else {
             format!("{n}")

@@ -27,13 +27,22 @@ pub struct Ctx {
 
 impl Default for Ctx {
     fn default() -> Self {
-        Ctx { region: "", account: "acct", project: "proj", bot: "" }
+        Ctx {
+            region: "",
+            account: "acct",
+            project: "proj",
+            bot: "",
+        }
     }
 }
 
 fn context(c: &Ctx) -> Vec<String> {
     vec![
-        if c.region.is_empty() { String::new() } else { s(c.region) },
+        if c.region.is_empty() {
+            String::new()
+        } else {
+            s(c.region)
+        },
         s(c.account),
         s(c.project),
         s("42"),
