@@ -5,7 +5,7 @@ DIST := pkg/dist
 WASM_FEATURES := --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
 	--enable-reference-types --enable-multivalue --enable-mutable-globals
 
-.PHONY: setup build test test-native test-wasm-node test-wasm-chromium test-node test-workerd lint demo bench
+.PHONY: setup build test test-native test-wasm-node test-wasm-chromium test-node test-workerd test-browser lint demo bench
 
 setup:
 	@bash .ci/setup
@@ -22,7 +22,7 @@ build:
 	@printf 'wasm: %s bytes, gzip %s bytes\n' "$$(wc -c < $(DIST)/bep_bg.wasm)" "$$(gzip -9c $(DIST)/bep_bg.wasm | wc -c)"
 
 ## test: everything, from a fresh machine
-test: setup lint build test-native test-wasm-node test-wasm-chromium test-node test-workerd
+test: setup lint build test-native test-wasm-node test-wasm-chromium test-node test-workerd test-browser
 
 lint:
 	cargo fmt --check
@@ -43,7 +43,12 @@ test-node:
 	node --test --test-concurrency=1 tests/node/
 
 test-workerd:
+	node tests/support/install-package.mjs
 	node --test tests/workerd/
+
+test-browser:
+	node tests/support/install-package.mjs
+	node --test tests/browser/
 
 ## demo: builds the package and batches events to a local collector
 demo: setup build

@@ -14,7 +14,7 @@ fn uuids(body: &str) -> Vec<String> {
 }
 
 fn drain(p: &mut Processor) -> Vec<Dispatch> {
-    std::iter::from_fn(|| p.poll_dispatch()).collect()
+    std::iter::from_fn(|| p.poll_dispatch(0.0)).collect()
 }
 
 #[test]
@@ -26,12 +26,12 @@ fn sends_a_batch_when_batch_size_is_reached() {
     let c = Ctx::default();
     for i in 0..2 {
         assert_eq!(
-            p.process(&impression(&c, "v", &format!("u{i}")), 0.0),
+            p.process(&impression(&c, &format!("u{i}"), &format!("u{i}")), 0.0),
             Ok(true)
         );
     }
-    assert!(p.poll_dispatch().is_none());
-    p.process(&impression(&c, "v", "u2"), 1.0).unwrap();
+    assert!(p.poll_dispatch(0.0).is_none());
+    p.process(&impression(&c, "u2", "u2"), 1.0).unwrap();
     let batches = drain(&mut p);
     assert_eq!(batches.len(), 1);
     assert_eq!(batches[0].events, 3);
@@ -49,12 +49,12 @@ fn sends_a_partial_batch_when_the_flush_interval_passes() {
     });
     let c = Ctx::default();
     assert_eq!(p.poll_timeout(), None);
-    p.process(&impression(&c, "v", "a"), 500.0).unwrap();
-    p.process(&impression(&c, "v", "b"), 900.0).unwrap();
+    p.process(&impression(&c, "a", "a"), 500.0).unwrap();
+    p.process(&impression(&c, "b", "b"), 900.0).unwrap();
     // The interval counts from the first event of the batch.
     assert_eq!(p.poll_timeout(), Some(1500.0));
     p.handle_timeout(1499.0);
-    assert!(p.poll_dispatch().is_none());
+    assert!(p.poll_dispatch(0.0).is_none());
     p.handle_timeout(1500.0);
     let b = drain(&mut p);
     assert_eq!(b.len(), 1);
@@ -81,12 +81,12 @@ fn never_mixes_contexts_in_a_batch() {
         bot: "true",
         ..Ctx::default()
     };
-    p.process(&impression(&us, "v", "us1"), 0.0).unwrap();
-    p.process(&impression(&eu, "v", "eu1"), 0.0).unwrap();
-    p.process(&impression(&other, "v", "o1"), 0.0).unwrap();
-    p.process(&impression(&bot, "v", "b1"), 0.0).unwrap();
-    assert!(p.poll_dispatch().is_none());
-    p.process(&impression(&eu, "v", "eu2"), 0.0).unwrap();
+    p.process(&impression(&us, "us1", "us1"), 0.0).unwrap();
+    p.process(&impression(&eu, "eu1", "eu1"), 0.0).unwrap();
+    p.process(&impression(&other, "o1", "o1"), 0.0).unwrap();
+    p.process(&impression(&bot, "b1", "b1"), 0.0).unwrap();
+    assert!(p.poll_dispatch(0.0).is_none());
+    p.process(&impression(&eu, "eu2", "eu2"), 0.0).unwrap();
     let b = drain(&mut p);
     assert_eq!(b.len(), 1);
     assert_eq!(uuids(&b[0].body), ["eu1", "eu2"]);
@@ -100,7 +100,7 @@ fn never_mixes_contexts_in_a_batch() {
 #[test]
 fn an_explicit_us_region_batches_with_no_region() {
     let mut p = Processor::new(Config::default());
-    p.process(&impression(&Ctx::default(), "v", "a"), 0.0)
+    p.process(&impression(&Ctx::default(), "a", "a"), 0.0)
         .unwrap();
     p.process(
         &impression(
@@ -130,8 +130,11 @@ fn splits_batches_that_would_exceed_max_payload_bytes() {
     // Non-ASCII notes: bytes, not characters, must be counted.
     let note = "é".repeat(300);
     for i in 0..20 {
-        p.process(&conversion(&c, "v", &format!("u{i}"), &note), 0.0)
-            .unwrap();
+        p.process(
+            &conversion(&c, &format!("u{i}"), &format!("u{i}"), &note),
+            0.0,
+        )
+        .unwrap();
     }
     p.flush();
     let b = drain(&mut p);
@@ -153,7 +156,7 @@ fn refuses_an_event_that_cannot_fit_in_any_batch() {
     });
     let c = Ctx::default();
     let err = p
-        .process(&conversion(&c, "v", "big", &"x".repeat(3000)), 0.0)
+        .process(&conversion(&c, "big", "big", &"x".repeat(3000)), 0.0)
         .unwrap_err();
     assert!(matches!(err, Error::EventTooLarge { max: 2000, .. }));
     assert!(err.to_string().contains("maxPayloadBytes"));
@@ -168,15 +171,15 @@ fn a_full_queue_drops_the_new_event_and_counts_it() {
         ..Config::default()
     });
     let c = Ctx::default();
-    assert_eq!(p.process(&impression(&c, "v", "a"), 0.0), Ok(true));
-    assert_eq!(p.process(&impression(&c, "v", "b"), 0.0), Ok(true)); // in flight now
-    assert_eq!(p.process(&impression(&c, "v", "c"), 0.0), Ok(true));
+    assert_eq!(p.process(&impression(&c, "a", "a"), 0.0), Ok(true));
+    assert_eq!(p.process(&impression(&c, "b", "b"), 0.0), Ok(true)); // in flight now
+    assert_eq!(p.process(&impression(&c, "c", "c"), 0.0), Ok(true));
     // Pending + in flight = 3: the bound counts both.
-    assert_eq!(p.process(&impression(&c, "v", "d"), 0.0), Ok(false));
+    assert_eq!(p.process(&impression(&c, "d", "d"), 0.0), Ok(false));
     assert_eq!(p.stats().dropped, 1);
     let first = drain(&mut p);
-    assert!(p.on_dispatch_result(first[0].id, Outcome::Delivered));
-    assert_eq!(p.process(&impression(&c, "v", "e"), 0.0), Ok(true));
+    assert!(p.on_dispatch_result(first[0].id, Outcome::Delivered, 0.0));
+    assert_eq!(p.process(&impression(&c, "e", "e"), 0.0), Ok(true));
     let s = p.stats();
     assert_eq!(
         (s.queued, s.in_flight, s.dispatched, s.batches),
@@ -192,13 +195,13 @@ fn dispatch_results_update_the_counters_once() {
     });
     let c = Ctx::default();
     for i in 0..4 {
-        p.process(&impression(&c, "v", &format!("u{i}")), 0.0)
+        p.process(&impression(&c, &format!("u{i}"), &format!("u{i}")), 0.0)
             .unwrap();
     }
     let b = drain(&mut p);
-    assert!(p.on_dispatch_result(b[0].id, Outcome::Delivered));
-    assert!(p.on_dispatch_result(b[1].id, Outcome::Failed { status: Some(400) }));
-    assert!(!p.on_dispatch_result(b[1].id, Outcome::Delivered));
+    assert!(p.on_dispatch_result(b[0].id, Outcome::Delivered, 0.0));
+    assert!(p.on_dispatch_result(b[1].id, Outcome::status(400), 0.0));
+    assert!(!p.on_dispatch_result(b[1].id, Outcome::Delivered, 0.0));
     let s = p.stats();
     assert_eq!(s.dispatched, 2);
     assert_eq!(s.failed, 2);
@@ -210,7 +213,7 @@ fn dispatch_results_update_the_counters_once() {
 fn close_flushes_everything_and_refuses_more() {
     let mut p = Processor::new(Config::default());
     let c = Ctx::default();
-    p.process(&impression(&c, "v", "a"), 0.0).unwrap();
+    p.process(&impression(&c, "a", "a"), 0.0).unwrap();
     p.process(
         &impression(
             &Ctx {
@@ -227,7 +230,7 @@ fn close_flushes_everything_and_refuses_more() {
     assert_eq!(drain(&mut p).len(), 2);
     assert_eq!(p.poll_timeout(), None);
     assert_eq!(
-        p.process(&impression(&c, "v", "c"), 0.0),
+        p.process(&impression(&c, "c", "c"), 0.0),
         Err(Error::Closed)
     );
 }
@@ -236,8 +239,8 @@ fn close_flushes_everything_and_refuses_more() {
 fn an_invalid_event_leaves_the_queue_intact() {
     let mut p = Processor::new(Config::default());
     let c = Ctx::default();
-    p.process(&impression(&c, "v", "a"), 0.0).unwrap();
-    let bad = impression(&c, "v", "b").replace("\"acct\"", "17");
+    p.process(&impression(&c, "a", "a"), 0.0).unwrap();
+    let bad = impression(&c, "b", "b").replace("\"acct\"", "17");
     let err = p.process(&bad, 0.0).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -253,7 +256,7 @@ fn an_invalid_event_leaves_the_queue_intact() {
 fn a_missing_timestamp_is_filled_with_now() {
     let mut p = Processor::new(Config::default());
     p.process(
-        &conversion(&Ctx::default(), "v", "a", ""),
+        &conversion(&Ctx::default(), "a", "a", ""),
         1_700_000_123_456.7,
     )
     .unwrap();

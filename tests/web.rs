@@ -44,7 +44,7 @@ fn recorder(answer: JsValue) -> (Function, Rc<RefCell<Vec<JsValue>>>) {
 
 fn options(batch_size: u32, dispatcher: &Function) -> JsValue {
     let o = js(&format!(
-        r#"{{"batchSize":{batch_size},"flushInterval":60000}}"#
+        r#"{{"batchSize":{batch_size},"flushInterval":60000,"retry":false}}"#
     ));
     Reflect::set(&o, &"dispatcher".into(), dispatcher).unwrap();
     o

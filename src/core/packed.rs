@@ -208,6 +208,7 @@ fn shown(field: &str) -> String {
 enum Rule {
     RequiredString,
     OptionalString,
+    OptionalId,
     OptionalBool,
     OptionalNumber,
     Timestamp,
@@ -221,6 +222,7 @@ impl Rule {
         match self {
             Rule::RequiredString => t == String,
             Rule::OptionalString => matches!(t, Absent | Null | String),
+            Rule::OptionalId => matches!(t, Absent | Null | String | Number),
             Rule::OptionalBool => matches!(t, Absent | Null | Bool),
             Rule::OptionalNumber => matches!(t, Absent | Null | Number),
             Rule::Timestamp => matches!(t, Absent | Number),
@@ -233,6 +235,7 @@ impl Rule {
         match self {
             Rule::RequiredString => "a string",
             Rule::OptionalString => "a string, null or undefined",
+            Rule::OptionalId => "a string, a number, null or undefined",
             Rule::OptionalBool => "a boolean, null or undefined",
             Rule::OptionalNumber => "a finite number, null or undefined",
             Rule::Timestamp => "a finite number >= 0 (ms since epoch) or undefined",
@@ -276,9 +279,11 @@ const COMMON_RULES: [(&str, Rule); 3] = [
 ];
 
 const IMPRESSION_RULES: [(usize, &str, Rule); 9] = [
-    (data::LAYER_ID, "layer.id", Rule::OptionalString),
-    (data::EXPERIMENT_ID, "experiment.id", Rule::OptionalString),
-    (data::VARIATION_ID, "variation.id", Rule::OptionalString),
+    // Ids are strings in the SDK's types, but the SDK passes numbers through as they
+    // are, so we do too.
+    (data::LAYER_ID, "layer.id", Rule::OptionalId),
+    (data::EXPERIMENT_ID, "experiment.id", Rule::OptionalId),
+    (data::VARIATION_ID, "variation.id", Rule::OptionalId),
     (data::VARIATION_KEY, "variation.key", Rule::OptionalString),
     (data::RULE_KEY, "ruleKey", Rule::OptionalString),
     (data::FLAG_KEY, "flagKey", Rule::OptionalString),

@@ -6,11 +6,15 @@
 //! [`Processor::on_dispatch_result`]. It never reads a clock: every call that depends
 //! on time takes `now_ms`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
 
 use super::error::Error;
-use super::packed::{self, SEP};
+use super::packed::{self, data, SEP};
 use super::queue::{Group, Queue, Record};
+use super::retry::{self, Jitter, RetryPolicy, Verdict};
 use super::wire::{self, BatchContext, BODY_TAIL};
 
 /// Processor settings. The JS layer validates user options into this.
@@ -26,6 +30,10 @@ pub struct Config {
     pub max_payload_bytes: usize,
     /// Where every batch goes; `None` picks the log-tier endpoint of the event's region.
     pub endpoint: Option<String>,
+    /// How failed batches are retried.
+    pub retry: RetryPolicy,
+    /// Seed of the backoff jitter.
+    pub jitter_seed: u64,
 }
 
 impl Default for Config {
@@ -36,6 +44,8 @@ impl Default for Config {
             max_queue_size: 2000,
             max_payload_bytes: 3_500_000,
             endpoint: None,
+            retry: RetryPolicy::default(),
+            jitter_seed: 0x5EED,
         }
     }
 }
@@ -51,18 +61,69 @@ pub struct Dispatch {
     pub body: String,
     /// Number of events in the batch.
     pub events: usize,
+    /// `true` the first time these events are sent; `false` for retries and for the
+    /// halves of a batch split after a 413 (listeners hear of each event once).
+    pub first_attempt: bool,
 }
 
 /// How a dispatch ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Outcome {
     /// The collector accepted the batch (2xx).
     Delivered,
     /// The batch was not delivered; `status` is the HTTP status when there was one.
     Failed {
-        /// HTTP status, or `None` for a network error or a dispatcher that threw.
+        /// HTTP status, or `None` for a network error, a timeout or a dispatcher that
+        /// threw or returned `false`.
         status: Option<u16>,
+        /// The wait a `Retry-After` header asked for, in ms (see
+        /// [`retry::parse_retry_after`]); honoured on 429 and 503 only.
+        retry_after_ms: Option<f64>,
     },
+}
+
+impl Outcome {
+    /// The outcome of an HTTP answer with this status and no `Retry-After`.
+    pub fn status(status: u16) -> Outcome {
+        if (200..300).contains(&status) {
+            Outcome::Delivered
+        } else {
+            Outcome::Failed {
+                status: Some(status),
+                retry_after_ms: None,
+            }
+        }
+    }
+
+    /// A failure without a status (network error, timeout, dispatcher error).
+    pub const NETWORK_ERROR: Outcome = Outcome::Failed {
+        status: None,
+        retry_after_ms: None,
+    };
+}
+
+/// Why a batch was given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailReason {
+    /// The collector answered with a status that is not retried (4xx but 408/413/429).
+    Rejected,
+    /// Every retry failed.
+    RetriesExhausted,
+    /// A single event was still too large for the collector (413).
+    TooLarge,
+}
+
+/// A batch the processor gave up on, for `onDispatchError` listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// The batch.
+    pub id: u64,
+    /// HTTP status of the last attempt, if there was one.
+    pub status: Option<u16>,
+    /// Events lost with it (counted in [`Stats::failed`]).
+    pub events: usize,
+    /// Why it was given up.
+    pub reason: FailReason,
 }
 
 /// Counters, as returned by `stats()`.
@@ -70,7 +131,7 @@ pub enum Outcome {
 pub struct Stats {
     /// Events waiting to be batched.
     pub queued: usize,
-    /// Events in batches handed to the dispatcher and not yet settled.
+    /// Events in sealed batches not yet settled: being sent or waiting for a retry.
     pub in_flight: usize,
     /// Events in batches the collector accepted.
     pub dispatched: u64,
@@ -86,10 +147,60 @@ pub struct Stats {
     pub bytes_sent: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct InFlight {
-    events: usize,
-    bytes: usize,
+/// Where a sealed batch is in its life.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    /// Waiting for its turn to be handed out.
+    Ready,
+    /// Handed to the dispatcher; its outcome is awaited.
+    InFlight,
+    /// Failed; ready again at this time.
+    Waiting(f64),
+}
+
+/// What a sealed batch may do now.
+///
+/// Batches go out in the order they were sealed, several at once. A batch that shares
+/// a visitor with an earlier batch waiting for a retry (or behind a `Retry-After`
+/// pause) is *stalled* behind it until that one is delivered or given up, so retries
+/// never reorder a visitor's events; batches of other visitors keep flowing, so a
+/// retrying batch never holds them up. Batches in flight at the same time do not wait
+/// for each other (that would serialize every visitor's traffic, and in Workers tie
+/// one request's sends to another request's I/O).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Being sent.
+    InFlight,
+    /// May be handed out now.
+    Sendable,
+    /// Waits for a retry, a `Retry-After` pause, or a batch that does.
+    Stalled,
+}
+
+/// A sealed batch: kept in packed form until it is delivered or given up, so that it
+/// can be sent again, or split after a 413.
+#[derive(Debug)]
+struct Batch {
+    id: u64,
+    context: Rc<BatchContext>,
+    url: Rc<str>,
+    records: Vec<Record>,
+    /// Hashes of the visitor ids in the batch, sorted: a batch is not handed out while an
+    /// earlier unsettled batch shares a visitor, so each visitor's events keep their order.
+    visitors: Vec<u64>,
+    /// Retries used (a `Retry-After` wait uses none).
+    retries: u32,
+    /// `false` until first handed out.
+    sent_before: bool,
+    /// `true` once an attempt failed (or the batch is half of a split one).
+    failed_before: bool,
+    state: State,
+}
+
+impl Batch {
+    fn events(&self) -> usize {
+        self.records.len()
+    }
 }
 
 /// Contexts are forgotten once this many are known and nothing is pending.
@@ -99,12 +210,15 @@ const CONTEXT_TABLE_LIMIT: usize = 64;
 #[derive(Debug)]
 pub struct Processor {
     config: Config,
-    contexts: Vec<BatchContext>,
+    url: Option<Rc<str>>,
+    contexts: Vec<Rc<BatchContext>>,
     context_ids: HashMap<String, usize>,
     queue: Queue,
-    in_flight: HashMap<u64, InFlight>,
-    in_flight_events: usize,
-    outbox: VecDeque<Dispatch>,
+    batches: VecDeque<Batch>,
+    held_events: usize,
+    paused: Vec<(Rc<str>, f64)>,
+    failures: VecDeque<Failure>,
+    jitter: Jitter,
     next_id: u64,
     stats: Stats,
     closed: bool,
@@ -116,13 +230,16 @@ impl Processor {
         config.batch_size = config.batch_size.max(1);
         config.max_queue_size = config.max_queue_size.max(1);
         Processor {
+            url: config.endpoint.as_deref().map(Rc::from),
+            jitter: Jitter::new(config.jitter_seed),
             config,
             contexts: Vec::new(),
             context_ids: HashMap::new(),
             queue: Queue::default(),
-            in_flight: HashMap::new(),
-            in_flight_events: 0,
-            outbox: VecDeque::new(),
+            batches: VecDeque::new(),
+            held_events: 0,
+            paused: Vec::new(),
+            failures: VecDeque::new(),
             next_id: 1,
             stats: Stats::default(),
             closed: false,
@@ -160,7 +277,7 @@ impl Processor {
                 max: self.config.max_payload_bytes,
             });
         }
-        if self.queue.len() + self.in_flight_events >= self.config.max_queue_size {
+        if self.queue.len() + self.held_events >= self.config.max_queue_size {
             self.stats.dropped += 1;
             return Ok(false);
         }
@@ -181,14 +298,27 @@ impl Processor {
         Ok(true)
     }
 
-    /// When the processor next needs [`Processor::handle_timeout`], in `now_ms` time.
+    /// When the processor next needs [`Processor::handle_timeout`], in `now_ms` time:
+    /// the flush deadline of the oldest pending batch, or the end of a retry wait.
     pub fn poll_timeout(&self) -> Option<f64> {
-        self.queue
+        let flush = self
+            .queue
             .oldest()
-            .map(|t| t + self.config.flush_interval_ms)
+            .map(|t| t + self.config.flush_interval_ms);
+        let retries = self.batches.iter().filter_map(|b| match b.state {
+            State::Waiting(t) => Some(t),
+            _ => None,
+        });
+        let pauses = self.paused.iter().map(|(_, t)| *t);
+        flush
+            .into_iter()
+            .chain(retries)
+            .chain(pauses)
+            .reduce(f64::min)
     }
 
-    /// Seals every batch whose flush interval has passed.
+    /// Seals every batch whose flush interval has passed and wakes the batches whose
+    /// retry wait is over.
     pub fn handle_timeout(&mut self, now_ms: f64) {
         let due = self
             .queue
@@ -196,9 +326,16 @@ impl Processor {
         for group in due {
             self.seal(group);
         }
+        for b in self.batches.iter_mut() {
+            if matches!(b.state, State::Waiting(t) if t <= now_ms) {
+                b.state = State::Ready;
+            }
+        }
+        self.paused.retain(|(_, until)| *until > now_ms);
     }
 
-    /// Seals everything pending into batches, now.
+    /// Seals everything pending into batches, now. Batches waiting for a retry keep
+    /// waiting (calling `flush` often must not defeat the backoff).
     pub fn flush(&mut self) {
         for group in self.queue.take_older_than(f64::INFINITY) {
             self.seal(group);
@@ -216,44 +353,143 @@ impl Processor {
         self.closed
     }
 
-    /// The next batch to send.
-    pub fn poll_dispatch(&mut self) -> Option<Dispatch> {
-        self.outbox.pop_front()
+    /// The next batch to send now, if any, in the order batches were sealed; see
+    /// [`Lane`] for what may go.
+    pub fn poll_dispatch(&mut self, now_ms: f64) -> Option<Dispatch> {
+        let chosen = self
+            .lanes(now_ms)
+            .into_iter()
+            .position(|lane| lane == Lane::Sendable)?;
+        let b = &mut self.batches[chosen];
+        b.state = State::InFlight;
+        let first_attempt = !b.sent_before;
+        if b.sent_before {
+            self.stats.retried += 1;
+        }
+        b.sent_before = true;
+        Some(Dispatch {
+            id: b.id,
+            url: b.url.to_string(),
+            body: render(&b.context, &b.records),
+            events: b.events(),
+            first_attempt,
+        })
     }
 
-    /// Records how the send of batch `id` ended. Returns `false` for an unknown id
-    /// (already settled), which is ignored.
-    pub fn on_dispatch_result(&mut self, id: u64, outcome: Outcome) -> bool {
-        let Some(batch) = self.in_flight.remove(&id) else {
+    /// Where each sealed batch stands, in order.
+    fn lanes(&self, now_ms: f64) -> Vec<Lane> {
+        let mut stalled: HashSet<u64> = HashSet::new();
+        let mut lanes = Vec::with_capacity(self.batches.len());
+        for b in &self.batches {
+            let shares = |set: &HashSet<u64>| b.visitors.iter().any(|v| set.contains(v));
+            let paused = self
+                .paused
+                .iter()
+                .any(|(url, until)| *url == b.url && *until > now_ms);
+            let lane = match b.state {
+                State::InFlight => Lane::InFlight,
+                State::Waiting(_) => Lane::Stalled,
+                State::Ready if paused || shares(&stalled) => Lane::Stalled,
+                State::Ready => Lane::Sendable,
+            };
+            // A batch that failed before holds back its visitors' later batches until
+            // it settles, even while it is being retried.
+            if lane == Lane::Stalled || b.failed_before {
+                stalled.extend(b.visitors.iter().copied());
+            }
+            lanes.push(lane);
+        }
+        lanes
+    }
+
+    /// `true` while batch `id` is being sent or will be sent without waiting for a
+    /// retry: not when it is settled, waiting for a retry, behind an endpoint paused by
+    /// `Retry-After`, or queued behind such a batch for one of its visitors. `flush()`
+    /// waits on this, so that it never waits out a backoff.
+    pub fn is_moving(&self, id: u64, now_ms: f64) -> bool {
+        self.batches
+            .iter()
+            .zip(self.lanes(now_ms))
+            .find(|(b, _)| b.id == id)
+            .is_some_and(|(_, lane)| lane != Lane::Stalled)
+    }
+
+    /// Records how the send of batch `id` ended and decides what follows: done, a
+    /// retry after a backoff or a `Retry-After` wait, a split in two (413), or giving
+    /// up (counted in `failed` and reported by [`Processor::poll_failure`]). Returns
+    /// `false` for an id that is not in flight, which is ignored.
+    pub fn on_dispatch_result(&mut self, id: u64, outcome: Outcome, now_ms: f64) -> bool {
+        let Some(i) = self
+            .batches
+            .iter()
+            .position(|b| b.id == id && b.state == State::InFlight)
+        else {
             return false;
         };
-        self.in_flight_events -= batch.events;
-        match outcome {
-            Outcome::Delivered => {
-                self.stats.dispatched += batch.events as u64;
+        let status = match outcome {
+            Outcome::Failed { status, .. } => status,
+            Outcome::Delivered => None,
+        };
+        match retry::verdict(outcome) {
+            Verdict::Delivered => {
+                let b = self.remove(i);
+                self.stats.dispatched += b.events() as u64;
                 self.stats.batches += 1;
-                self.stats.bytes_sent += batch.bytes as u64;
+                self.stats.bytes_sent += render_len(&b.context, &b.records) as u64;
             }
-            Outcome::Failed { .. } => self.stats.failed += batch.events as u64,
+            Verdict::Split if self.batches[i].events() > 1 => self.split(i),
+            Verdict::Split => self.give_up(i, status, FailReason::TooLarge),
+            Verdict::Permanent => self.give_up(i, status, FailReason::Rejected),
+            Verdict::RetryAfter(wait) => {
+                let until = now_ms + wait;
+                let url = Rc::clone(&self.batches[i].url);
+                self.paused.retain(|(u, _)| *u != url);
+                self.paused.push((url, until));
+                self.batches[i].state = State::Waiting(until);
+                self.batches[i].failed_before = true;
+            }
+            Verdict::Retry => {
+                let b = &mut self.batches[i];
+                if b.retries < self.config.retry.max_retries {
+                    let wait = self
+                        .config
+                        .retry
+                        .backoff_ms(b.retries, self.jitter.next_unit());
+                    b.retries += 1;
+                    b.failed_before = true;
+                    b.state = State::Waiting(now_ms + wait);
+                } else {
+                    self.give_up(i, status, FailReason::RetriesExhausted);
+                }
+            }
         }
         true
     }
 
-    /// `true` when nothing is pending, waiting to be sent or in flight.
-    pub fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.in_flight.is_empty()
+    /// The next batch given up since the last call.
+    pub fn poll_failure(&mut self) -> Option<Failure> {
+        self.failures.pop_front()
     }
 
-    /// Ids of the batches handed out and not yet settled.
-    pub fn in_flight_ids(&self) -> impl Iterator<Item = u64> + '_ {
-        self.in_flight.keys().copied()
+    /// `true` when nothing is pending, waiting to be sent or in flight.
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.batches.is_empty()
+    }
+
+    /// Ids of the batches that are being sent or will be sent as soon as the batches
+    /// ahead of them settle: what `flush()` waits for.
+    pub fn unsent_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.batches
+            .iter()
+            .filter(|b| !matches!(b.state, State::Waiting(_)))
+            .map(|b| b.id)
     }
 
     /// The counters.
     pub fn stats(&self) -> Stats {
         Stats {
             queued: self.queue.len(),
-            in_flight: self.in_flight_events,
+            in_flight: self.held_events,
             ..self.stats
         }
     }
@@ -264,11 +500,12 @@ impl Processor {
             return id;
         }
         if self.contexts.len() >= CONTEXT_TABLE_LIMIT && self.queue.is_empty() {
+            // Sealed batches hold their own reference to their context.
             self.contexts.clear();
             self.context_ids.clear();
         }
         let id = self.contexts.len();
-        self.contexts.push(BatchContext::new(raw));
+        self.contexts.push(Rc::new(BatchContext::new(raw)));
         self.context_ids.insert(key, id);
         id
     }
@@ -280,40 +517,116 @@ impl Processor {
     }
 
     fn seal(&mut self, group: Group) {
-        let ctx = &self.contexts[group.context];
-        let bytes = group.body_bytes(ctx.header.len());
-        let mut body = String::with_capacity(bytes);
-        body.push_str(&ctx.header);
-        for (i, r) in group.records.iter().enumerate() {
-            if i > 0 {
-                body.push(',');
-            }
-            wire::write_visitor(&mut body, ctx, r.kind, &r.fields);
-        }
-        body.push_str(BODY_TAIL);
-        debug_assert_eq!(body.len(), bytes, "byte accounting drifted");
-        let url = match &self.config.endpoint {
-            Some(url) => url.clone(),
-            None => ctx.endpoint().to_string(),
+        let context = Rc::clone(&self.contexts[group.context]);
+        let url = match &self.url {
+            Some(url) => Rc::clone(url),
+            None => Rc::from(context.endpoint()),
         };
+        self.push_batch(context, url, group.records, 0, false, None);
+    }
+
+    fn push_batch(
+        &mut self,
+        context: Rc<BatchContext>,
+        url: Rc<str>,
+        records: Vec<Record>,
+        retries: u32,
+        sent_before: bool,
+        at: Option<usize>,
+    ) {
         let id = self.next_id;
         self.next_id += 1;
-        let events = group.records.len();
-        self.in_flight.insert(
+        self.held_events += records.len();
+        let batch = Batch {
             id,
-            InFlight {
-                events,
-                bytes: body.len(),
-            },
-        );
-        self.in_flight_events += events;
-        self.outbox.push_back(Dispatch {
-            id,
+            context,
             url,
-            body,
-            events,
+            visitors: visitor_hashes(&records),
+            records,
+            retries,
+            sent_before,
+            failed_before: sent_before,
+            state: State::Ready,
+        };
+        match at {
+            Some(i) => self.batches.insert(i, batch),
+            None => self.batches.push_back(batch),
+        }
+    }
+
+    fn remove(&mut self, i: usize) -> Batch {
+        let b = self
+            .batches
+            .remove(i)
+            .unwrap_or_else(|| unreachable!("index from position()"));
+        self.held_events -= b.events();
+        b
+    }
+
+    fn give_up(&mut self, i: usize, status: Option<u16>, reason: FailReason) {
+        let b = self.remove(i);
+        self.stats.failed += b.events() as u64;
+        self.failures.push_back(Failure {
+            id: b.id,
+            status,
+            events: b.events(),
+            reason,
         });
     }
+
+    /// Replaces batch `i` by its two halves, in its place in the order.
+    fn split(&mut self, i: usize) {
+        let mut b = self.remove(i);
+        let second = b.records.split_off(b.records.len() / 2);
+        self.push_batch(
+            Rc::clone(&b.context),
+            Rc::clone(&b.url),
+            second,
+            b.retries,
+            true,
+            Some(i),
+        );
+        self.push_batch(b.context, b.url, b.records, b.retries, true, Some(i));
+    }
+}
+
+fn visitor_hashes(records: &[Record]) -> Vec<u64> {
+    let mut out: Vec<u64> = records
+        .iter()
+        .map(|r| {
+            let mut f = [""; data::MAX];
+            packed::split(&r.fields, &mut f);
+            let mut h = DefaultHasher::new();
+            f[data::USER_ID].hash(&mut h);
+            h.finish()
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn render_len(context: &BatchContext, records: &[Record]) -> usize {
+    context.header.len()
+        + records.iter().map(|r| r.bytes).sum::<usize>()
+        + records.len().saturating_sub(1)
+        + BODY_TAIL.len()
+}
+
+/// Writes the body of a batch.
+fn render(context: &BatchContext, records: &[Record]) -> String {
+    let bytes = render_len(context, records);
+    let mut body = String::with_capacity(bytes);
+    body.push_str(&context.header);
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        wire::write_visitor(&mut body, context, r.kind, &r.fields);
+    }
+    body.push_str(BODY_TAIL);
+    debug_assert_eq!(body.len(), bytes, "byte accounting drifted");
+    body
 }
 
 /// Puts `now_ms` (as an integer, like `Date.now()`) into an empty timestamp field.

@@ -14,9 +14,10 @@ use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 
 use super::dispatch;
 use super::error::Error;
+use super::listeners::{notify, Listeners};
 use super::options::Options;
-use super::timer::Timer;
-use crate::core::{Dispatch, Outcome, Processor, Stats};
+use super::timer::{deadline, Timer};
+use crate::core::{self, Dispatch, FailReason, Failure, Outcome, Processor, Stats};
 
 #[wasm_bindgen(module = "/src/wasm/glue.js")]
 extern "C" {
@@ -26,42 +27,74 @@ extern "C" {
     fn make_log_event(url: &str, body: &str) -> JsValue;
 }
 
-/// A batch handed out and not yet settled, with the promise `flush()` waits on.
-struct Pending {
-    done: Promise,
-    resolve: Function,
-}
-
 struct Inner {
     core: RefCell<Processor>,
     dispatcher: Option<Function>,
-    listeners: RefCell<Vec<(u32, Function)>>,
-    next_listener: Cell<u32>,
+    dispatch_timeout_ms: u32,
+    close_timeout_ms: f64,
+    dispatch_listeners: RefCell<Listeners>,
+    error_listeners: RefCell<Listeners>,
     timer: RefCell<Timer>,
-    pending: RefCell<HashMap<u64, Pending>>,
+    /// `resolve` functions of `flush()` calls, per batch they wait for.
+    flush_waiters: RefCell<HashMap<u64, Vec<Function>>>,
+    /// `resolve` functions waiting for the processor to become idle.
+    idle_waiters: RefCell<Vec<Function>>,
     closing: RefCell<Option<Promise>>,
+    /// Set when `close()` has resolved: no timer is armed any more.
+    stopped: Cell<bool>,
 }
 
 fn now() -> f64 {
     js_sys::Date::now()
 }
 
+/// A promise and its `resolve` function.
+fn promise_pair() -> (Promise, Option<Function>) {
+    let mut resolve = None;
+    let promise = Promise::new(&mut |res, _| resolve = Some(res));
+    (promise, resolve)
+}
+
+fn resolve_all(waiters: Vec<Function>) {
+    for r in waiters {
+        let _ = r.call0(&JsValue::UNDEFINED);
+    }
+}
+
 impl Inner {
-    /// Hands every sealed batch to the dispatcher and re-arms the timer.
+    /// Catches up on overdue work, hands out every batch that may go now, reports
+    /// given-up batches and re-arms the timer.
     fn pump(self: &Rc<Self>) {
+        let now = now();
+        // Runs on every call, not only from the timer: a timer set during an earlier
+        // workerd request may never fire.
+        self.core.borrow_mut().handle_timeout(now);
         loop {
-            let next = self.core.borrow_mut().poll_dispatch();
+            let next = self.core.borrow_mut().poll_dispatch(now);
             match next {
                 Some(d) => self.start(d),
                 None => break,
             }
         }
+        loop {
+            let failure = self.core.borrow_mut().poll_failure();
+            match failure {
+                Some(f) => notify(self.error_listeners.borrow().snapshot(), &failure_value(&f)),
+                None => break,
+            }
+        }
+        self.release_flush_waiters(now);
+        if self.core.borrow().is_idle() {
+            resolve_all(self.idle_waiters.take());
+        }
+        if self.stopped.get() {
+            return;
+        }
         let deadline = self.core.borrow().poll_timeout();
         let weak: Weak<Inner> = Rc::downgrade(self);
-        self.timer.borrow_mut().set(deadline, now(), move || {
+        self.timer.borrow_mut().set(deadline, now, move || {
             if let Some(inner) = weak.upgrade() {
                 inner.timer.borrow_mut().cancel();
-                inner.core.borrow_mut().handle_timeout(now());
                 inner.pump();
             }
         });
@@ -69,56 +102,138 @@ impl Inner {
 
     fn start(self: &Rc<Self>, batch: Dispatch) {
         let log_event = make_log_event(&batch.url, &batch.body);
-        let listeners: Vec<Function> = self
-            .listeners
-            .borrow()
-            .iter()
-            .map(|(_, f)| f.clone())
-            .collect();
-        for f in listeners {
-            // A listener that throws must not stop the others or the processor.
-            let _ = f.call1(&JsValue::UNDEFINED, &log_event);
-        }
-        let mut resolve = None;
-        let done = Promise::new(&mut |res, _| resolve = Some(res));
-        if let Some(resolve) = resolve {
-            self.pending
-                .borrow_mut()
-                .insert(batch.id, Pending { done, resolve });
+        if batch.first_attempt {
+            notify(self.dispatch_listeners.borrow().snapshot(), &log_event);
         }
         let inner = Rc::clone(self);
         spawn_local(async move {
+            let timeout = inner.dispatch_timeout_ms;
             let outcome = match &inner.dispatcher {
-                Some(f) => dispatch::call(f, &log_event).await,
-                None => dispatch::post(&batch.url, &batch.body).await,
+                Some(f) => dispatch::call(f, &log_event, timeout, now()).await,
+                None => dispatch::post(&batch.url, &batch.body, timeout, now()).await,
             };
             inner.settle(batch.id, outcome);
         });
     }
 
     fn settle(self: &Rc<Self>, id: u64, outcome: Outcome) {
-        self.core.borrow_mut().on_dispatch_result(id, outcome);
-        let pending = self.pending.borrow_mut().remove(&id);
-        if let Some(p) = pending {
-            let _ = p.resolve.call0(&JsValue::UNDEFINED);
-        }
+        self.core
+            .borrow_mut()
+            .on_dispatch_result(id, outcome, now());
         self.pump();
     }
 
-    /// A promise that resolves once every batch handed out so far has settled.
-    fn settled(&self) -> Promise {
-        let all: Array = self
-            .pending
-            .borrow()
-            .values()
-            .map(|p| p.done.clone())
-            .collect();
+    /// Resolves the `flush()` waiters of every batch that is no longer moving.
+    fn release_flush_waiters(&self, now: f64) {
+        let released: Vec<Function> = {
+            let core = self.core.borrow();
+            let mut waiters = self.flush_waiters.borrow_mut();
+            let done: Vec<u64> = waiters
+                .keys()
+                .copied()
+                .filter(|id| !core.is_moving(*id, now))
+                .collect();
+            done.iter()
+                .filter_map(|id| waiters.remove(id))
+                .flatten()
+                .collect()
+        };
+        resolve_all(released);
+    }
+
+    /// A promise that resolves once every batch that is being sent or can be sent
+    /// without waiting for a retry has had its attempt.
+    fn unsent_settled(&self) -> Promise {
+        let ids: Vec<u64> = self.core.borrow().unsent_ids().collect();
+        let all = Array::new();
+        for id in ids {
+            let (p, resolve) = promise_pair();
+            if let Some(r) = resolve {
+                self.flush_waiters
+                    .borrow_mut()
+                    .entry(id)
+                    .or_default()
+                    .push(r);
+            }
+            all.push(&p);
+        }
+        self.release_flush_waiters(now());
         future_to_promise(async move {
-            // The per-batch promises never reject.
+            // The per-attempt promises never reject.
             let _ = JsFuture::from(Promise::all(&all)).await;
             Ok(JsValue::UNDEFINED)
         })
     }
+
+    /// Resolves when the processor is idle or `close_timeout_ms` has passed, then stops
+    /// the timer and reports what is left.
+    async fn finish(self: Rc<Self>) -> Result<JsValue, JsValue> {
+        let idle = if self.core.borrow().is_idle() {
+            Promise::resolve(&JsValue::UNDEFINED)
+        } else {
+            let (p, resolve) = promise_pair();
+            self.idle_waiters.borrow_mut().extend(resolve);
+            p
+        };
+        let ms = self.close_timeout_ms.clamp(0.0, u32::MAX as f64) as u32;
+        let (timeout, _timer) = deadline(ms, JsValue::UNDEFINED, || ());
+        let _ = JsFuture::from(Promise::race(&Array::of2(&idle, &timeout))).await;
+        self.stopped.set(true);
+        self.timer.borrow_mut().cancel();
+        let s = self.core.borrow().stats();
+        to_js(&CloseSummary {
+            dispatched: s.dispatched,
+            failed: s.failed,
+            pending: (s.queued + s.in_flight) as u64,
+        })
+    }
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true))
+        .map_err(JsValue::from)
+}
+
+#[derive(Serialize)]
+struct CloseSummary {
+    dispatched: u64,
+    failed: u64,
+    pending: u64,
+}
+
+#[derive(Serialize)]
+struct DispatchError {
+    status: Option<u16>,
+    events: usize,
+    reason: &'static str,
+    message: String,
+}
+
+fn failure_value(f: &Failure) -> JsValue {
+    let (reason, why) = match f.reason {
+        FailReason::Rejected => ("rejected", "the collector rejected it"),
+        FailReason::RetriesExhausted => ("retries-exhausted", "every retry failed"),
+        FailReason::TooLarge => (
+            "too-large",
+            "a single event was too large for the collector",
+        ),
+    };
+    let status = match f.status {
+        Some(s) => format!("HTTP {s}"),
+        None => "a network error".to_string(),
+    };
+    let message = format!(
+        "gave up a batch of {} events after {status}: {why}",
+        f.events
+    );
+    to_js(&DispatchError {
+        status: f.status,
+        events: f.events,
+        reason,
+        message,
+    })
+    .unwrap_or(JsValue::UNDEFINED)
 }
 
 /// Batches Optimizely events and dispatches them (see the README for the options).
@@ -155,6 +270,12 @@ impl From<Stats> for JsStats {
     }
 }
 
+fn function(listener: JsValue) -> Result<Function, JsValue> {
+    listener
+        .dyn_into::<Function>()
+        .map_err(|_| js_sys::TypeError::new("listener must be a function").into())
+}
+
 #[wasm_bindgen]
 impl BatchEventProcessor {
     /// Creates a processor. Throws a `TypeError` naming the option that breaks a rule.
@@ -168,11 +289,15 @@ impl BatchEventProcessor {
             inner: Rc::new(Inner {
                 core: RefCell::new(Processor::new(options.config)),
                 dispatcher: options.dispatcher,
-                listeners: RefCell::new(Vec::new()),
-                next_listener: Cell::new(1),
+                dispatch_timeout_ms: options.dispatch_timeout_ms,
+                close_timeout_ms: options.close_timeout_ms,
+                dispatch_listeners: RefCell::new(Listeners::default()),
+                error_listeners: RefCell::new(Listeners::default()),
                 timer: RefCell::new(Timer::default()),
-                pending: RefCell::new(HashMap::new()),
+                flush_waiters: RefCell::new(HashMap::new()),
+                idle_waiters: RefCell::new(Vec::new()),
                 closing: RefCell::new(None),
+                stopped: Cell::new(false),
             }),
         })
     }
@@ -185,7 +310,7 @@ impl BatchEventProcessor {
         #[wasm_bindgen(unchecked_param_type = "UserEvent")] event: JsValue,
     ) -> Result<bool, JsValue> {
         if self.inner.core.borrow().is_closed() {
-            return Err(Error::Core(crate::core::Error::Closed).into());
+            return Err(Error::Core(core::Error::Closed).into());
         }
         let packed = pack(&event).map_err(Error::Js)?;
         let accepted = self
@@ -199,51 +324,68 @@ impl BatchEventProcessor {
     }
 
     /// Calls `listener` with each LogEvent when its batch is first handed to the
-    /// dispatcher. Returns an id for `removeOnEventDispatch`.
+    /// dispatcher (not again on retries). Returns an id for `removeOnEventDispatch`.
     #[wasm_bindgen(js_name = onEventDispatch)]
     pub fn on_event_dispatch(
         &self,
         #[wasm_bindgen(unchecked_param_type = "(logEvent: LogEvent) => void")] listener: JsValue,
     ) -> Result<u32, JsValue> {
-        let Ok(f) = listener.dyn_into::<Function>() else {
-            return Err(js_sys::TypeError::new("listener must be a function").into());
-        };
-        let id = self.inner.next_listener.get();
-        self.inner.next_listener.set(id + 1);
-        self.inner.listeners.borrow_mut().push((id, f));
-        Ok(id)
+        Ok(self
+            .inner
+            .dispatch_listeners
+            .borrow_mut()
+            .add(function(listener)?))
     }
 
-    /// Unsubscribes a listener. Returns `true` if it was subscribed.
+    /// Unsubscribes an `onEventDispatch` listener. Returns `true` if it was subscribed.
     #[wasm_bindgen(js_name = removeOnEventDispatch)]
     pub fn remove_on_event_dispatch(&self, id: JsValue) -> bool {
-        let Some(id) = id.as_f64() else { return false };
-        let mut listeners = self.inner.listeners.borrow_mut();
-        let before = listeners.len();
-        listeners.retain(|(l, _)| f64::from(*l) != id);
-        listeners.len() != before
+        self.inner.dispatch_listeners.borrow_mut().remove(&id)
     }
 
-    /// Sends everything queued now; resolves once every batch handed out so far has
-    /// settled (delivered or failed). Never rejects.
+    /// Calls `listener` with a `DispatchError` each time a batch is given up (a
+    /// non-retryable status, retries exhausted, or a single event too large). Returns
+    /// an id for `removeOnDispatchError`.
+    #[wasm_bindgen(js_name = onDispatchError)]
+    pub fn on_dispatch_error(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(error: DispatchError) => void")] listener: JsValue,
+    ) -> Result<u32, JsValue> {
+        Ok(self
+            .inner
+            .error_listeners
+            .borrow_mut()
+            .add(function(listener)?))
+    }
+
+    /// Unsubscribes an `onDispatchError` listener. Returns `true` if it was subscribed.
+    #[wasm_bindgen(js_name = removeOnDispatchError)]
+    pub fn remove_on_dispatch_error(&self, id: JsValue) -> bool {
+        self.inner.error_listeners.borrow_mut().remove(&id)
+    }
+
+    /// Sends everything queued now; resolves once every batch has had its attempt
+    /// (delivered, given up, or scheduled for a retry): it never waits out a backoff.
+    /// Never rejects.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn flush(&self) -> Promise {
         self.inner.core.borrow_mut().flush();
         self.inner.pump();
-        self.inner.settled()
+        self.inner.unsent_settled()
     }
 
-    /// Stops the timer and sends everything queued; resolves once every batch has
-    /// settled. Idempotent: later calls return the same promise.
-    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    /// Refuses further events, sends everything queued and keeps retrying until all is
+    /// delivered or given up, or `closeTimeout` passes; then stops its timer and
+    /// resolves with `{ dispatched, failed, pending }`. Never rejects; later calls
+    /// return the same promise.
+    #[wasm_bindgen(unchecked_return_type = "Promise<CloseSummary>")]
     pub fn close(&self) -> Promise {
         if let Some(p) = self.inner.closing.borrow().as_ref() {
             return p.clone();
         }
         self.inner.core.borrow_mut().close();
         self.inner.pump();
-        self.inner.timer.borrow_mut().cancel();
-        let p = self.inner.settled();
+        let p = future_to_promise(Rc::clone(&self.inner).finish());
         *self.inner.closing.borrow_mut() = Some(p.clone());
         p
     }
@@ -251,8 +393,7 @@ impl BatchEventProcessor {
     /// The counters.
     #[wasm_bindgen(unchecked_return_type = "Stats")]
     pub fn stats(&self) -> JsValue {
-        let stats = JsStats::from(self.inner.core.borrow().stats());
-        serde_wasm_bindgen::to_value(&stats).unwrap_or(JsValue::UNDEFINED)
+        to_js(&JsStats::from(self.inner.core.borrow().stats())).unwrap_or(JsValue::UNDEFINED)
     }
 }
 

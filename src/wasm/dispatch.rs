@@ -1,11 +1,13 @@
 //! Sending one batch: the default dispatcher (a POST through the global `fetch`) or the
-//! user's dispatcher, and how each result maps to an [`Outcome`].
+//! user's dispatcher, under a timeout, and how each result maps to an [`Outcome`].
 
 use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{RequestInit, Response};
+use web_sys::{AbortController, RequestInit, Response};
 
+use super::timer::deadline;
+use crate::core::retry::parse_retry_after;
 use crate::core::Outcome;
 
 #[wasm_bindgen]
@@ -15,19 +17,24 @@ extern "C" {
     fn global_fetch(url: &str, init: &RequestInit) -> Result<Promise, JsValue>;
 }
 
-/// Maps an HTTP status to an outcome: 2xx is success.
-pub fn status_outcome(status: u16) -> Outcome {
-    if (200..300).contains(&status) {
-        Outcome::Delivered
-    } else {
-        Outcome::Failed {
-            status: Some(status),
-        }
-    }
+/// Awaits `promise` for at most `ms`: `Ok(Some(value))`, `Ok(None)` on timeout,
+/// `Err` if it rejected.
+async fn within(
+    promise: Promise,
+    ms: u32,
+    on_expiry: impl FnOnce() + 'static,
+) -> Result<Option<JsValue>, JsValue> {
+    let marker: JsValue = Object::new().into();
+    let (timeout, _timer) = deadline(ms, marker.clone(), on_expiry);
+    // `_timer` lives until the race is over; dropping it then clears the timeout.
+    let race = Promise::race(&js_sys::Array::of2(&promise, &timeout));
+    let value = JsFuture::from(race).await?;
+    Ok((value != marker).then_some(value))
 }
 
-/// POSTs `body` to `url` with `Content-Type: application/json`.
-pub async fn post(url: &str, body: &str) -> Outcome {
+/// POSTs `body` to `url` with `Content-Type: application/json`, aborting after
+/// `timeout_ms`.
+pub async fn post(url: &str, body: &str, timeout_ms: u32, now_ms: f64) -> Outcome {
     let headers = Object::new();
     // Setting a property on a fresh plain object cannot fail.
     let _ = Reflect::set(
@@ -39,50 +46,85 @@ pub async fn post(url: &str, body: &str) -> Outcome {
     init.set_method("POST");
     init.set_headers(&headers);
     init.set_body(&JsValue::from_str(body));
+    let controller = AbortController::new().ok();
+    if let Some(c) = &controller {
+        init.set_signal(Some(&c.signal()));
+    }
     let Ok(promise) = global_fetch(url, &init) else {
-        return Outcome::Failed { status: None };
+        return Outcome::NETWORK_ERROR;
     };
-    match JsFuture::from(promise).await {
-        Ok(response) => match response.dyn_into::<Response>() {
-            Ok(r) => status_outcome(r.status()),
-            Err(_) => Outcome::Failed { status: None },
+    let abort = move || {
+        if let Some(c) = controller {
+            c.abort();
+        }
+    };
+    match within(promise, timeout_ms, abort).await {
+        Ok(Some(response)) => match response.dyn_into::<Response>() {
+            Ok(r) => {
+                let retry_after = r.headers().get("retry-after").ok().flatten();
+                with_retry_after(Outcome::status(r.status()), retry_after.as_deref(), now_ms)
+            }
+            Err(_) => Outcome::NETWORK_ERROR,
         },
-        Err(_) => Outcome::Failed { status: None },
+        Ok(None) | Err(_) => Outcome::NETWORK_ERROR,
     }
 }
 
-/// Calls a custom dispatcher and maps what it returns (or resolves with):
-/// `{ statusCode }` by status, `true`/`undefined`/an object without `statusCode` as
-/// success, `false` as failure; a throw or rejection is a failure with no status.
-pub async fn call(dispatcher: &Function, log_event: &JsValue) -> Outcome {
-    let value = match dispatcher.call1(&JsValue::UNDEFINED, log_event) {
-        Ok(v) => v,
-        Err(_) => return Outcome::Failed { status: None },
-    };
-    let value = match JsFuture::from(Promise::resolve(&value)).await {
-        Ok(v) => v,
-        Err(_) => return Outcome::Failed { status: None },
-    };
-    result_outcome(&value)
+fn with_retry_after(outcome: Outcome, header: Option<&str>, now_ms: f64) -> Outcome {
+    match (outcome, header) {
+        (Outcome::Failed { status, .. }, Some(h)) => Outcome::Failed {
+            status,
+            retry_after_ms: parse_retry_after(h, now_ms),
+        },
+        (o, _) => o,
+    }
 }
 
-fn result_outcome(value: &JsValue) -> Outcome {
+/// Calls a custom dispatcher and maps what it returns or resolves with, within
+/// `timeout_ms`:
+/// `{ statusCode, retryAfter? }` by status, `true`/`undefined`/an object without
+/// `statusCode` as delivered, `false` as a retryable failure; a throw, a rejection or a
+/// timeout is a network error.
+pub async fn call(
+    dispatcher: &Function,
+    log_event: &JsValue,
+    timeout_ms: u32,
+    now_ms: f64,
+) -> Outcome {
+    let value = match dispatcher.call1(&JsValue::UNDEFINED, log_event) {
+        Ok(v) => v,
+        Err(_) => return Outcome::NETWORK_ERROR,
+    };
+    match within(Promise::resolve(&value), timeout_ms, || ()).await {
+        Ok(Some(v)) => result_outcome(&v, now_ms),
+        Ok(None) | Err(_) => Outcome::NETWORK_ERROR,
+    }
+}
+
+fn result_outcome(value: &JsValue, now_ms: f64) -> Outcome {
     if let Some(ok) = value.as_bool() {
         return if ok {
             Outcome::Delivered
         } else {
-            Outcome::Failed { status: None }
+            Outcome::NETWORK_ERROR
         };
     }
-    if value.is_object() {
-        let status = Reflect::get(value, &JsValue::from_str("statusCode"))
-            .ok()
-            .and_then(|s| s.as_f64());
-        return match status {
-            Some(s) if s.fract() == 0.0 && (0.0..=999.0).contains(&s) => status_outcome(s as u16),
-            Some(_) => Outcome::Failed { status: None },
-            None => Outcome::Delivered,
-        };
+    if !value.is_object() {
+        return Outcome::Delivered;
     }
-    Outcome::Delivered
+    let get = |k: &str| Reflect::get(value, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+    let status = get("statusCode");
+    if status.is_undefined() || status.is_null() {
+        return Outcome::Delivered;
+    }
+    match status.as_f64() {
+        Some(s) if s.fract() == 0.0 && (100.0..=599.0).contains(&s) => {
+            let retry_after = get("retryAfter");
+            let header = retry_after
+                .as_string()
+                .or_else(|| retry_after.as_f64().map(|n| n.to_string()));
+            with_retry_after(Outcome::status(s as u16), header.as_deref(), now_ms)
+        }
+        _ => Outcome::NETWORK_ERROR,
+    }
 }

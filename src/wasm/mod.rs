@@ -4,10 +4,12 @@
 //! - [`options`]: the options, their TypeScript types and their validation.
 //! - [`dispatch`]: the default `fetch` dispatcher and custom JS dispatchers.
 //! - [`timer`]: the flush timer on the global `setTimeout`.
+//! - [`listeners`]: subscribed callbacks.
 //! - [`error`]: the one error type of this layer, converted to a JS error.
 
 pub mod api;
 pub mod dispatch;
 pub mod error;
+pub mod listeners;
 pub mod options;
 pub mod timer;

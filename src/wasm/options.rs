@@ -5,7 +5,7 @@ use js_sys::{Function, Reflect};
 use wasm_bindgen::prelude::*;
 
 use super::error::Error;
-use crate::core::Config;
+use crate::core::{Config, RetryPolicy};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -23,10 +23,48 @@ export interface BatchEventProcessorOptions {
   endpoint?: string;
   /** Sends a batch instead of the default `fetch` POST. See README for how results map to success and failure. */
   dispatcher?: (logEvent: LogEvent) => DispatchResult | Promise<DispatchResult>;
+  /** Retry policy for failed batches, or `false` to never retry. Default `{ maxRetries: 10, initialBackoff: 500, maxBackoff: 30000 }`. */
+  retry?: false | RetryOptions;
+  /** Longest time one send may take before it counts as a network error (and is aborted), in ms. Default 10000. */
+  dispatchTimeout?: number;
+  /** Longest time `close()` keeps retrying before it resolves with what is still pending, in ms. Default 15000. */
+  closeTimeout?: number;
 }
 
-/** What a custom dispatcher may return (or resolve with). */
-export type DispatchResult = { statusCode?: number } | boolean | void;
+/** Exponential backoff with full jitter: the wait before retry n is uniform in [0, min(maxBackoff, initialBackoff * 2^n)]. */
+export interface RetryOptions {
+  /** Retries after the first attempt. Integer >= 0. Default 10. */
+  maxRetries?: number;
+  /** Bound of the first wait, in ms. Default 500. */
+  initialBackoff?: number;
+  /** Bound of any wait, in ms. Default 30000. */
+  maxBackoff?: number;
+}
+
+/** What a custom dispatcher may return (or resolve with). `retryAfter` is a Retry-After header value (seconds or an HTTP date), honoured with 429 and 503. */
+export type DispatchResult = { statusCode?: number; retryAfter?: string | number } | boolean | void;
+
+/** What `onDispatchError` listeners receive when a batch is given up. */
+export interface DispatchError {
+  /** HTTP status of the last attempt, or null for a network error, timeout or dispatcher error. */
+  status: number | null;
+  /** Events lost with the batch (counted in `stats().failed`). */
+  events: number;
+  /** `'rejected'` (a non-retryable status), `'retries-exhausted'` or `'too-large'` (413 for a single event). */
+  reason: 'rejected' | 'retries-exhausted' | 'too-large';
+  /** A sentence for logs. */
+  message: string;
+}
+
+/** What `close()` resolves with. */
+export interface CloseSummary {
+  /** Events delivered over the processor's life. */
+  dispatched: number;
+  /** Events given up over the processor's life. */
+  failed: number;
+  /** Events still undelivered when `close()` resolved (its deadline passed). */
+  pending: number;
+}
 
 /** One batch as handed to dispatchers and `onEventDispatch` listeners. */
 export interface LogEvent {
@@ -126,12 +164,22 @@ export interface Stats {
 /// The largest batch body Optimizely's log tier accepts.
 pub const MAX_PAYLOAD_BYTES: usize = 3_500_000;
 
+/// Default of `dispatchTimeout`, in ms (Segment's and PostHog's request timeout).
+pub const DISPATCH_TIMEOUT_MS: u32 = 10_000;
+/// Default of `closeTimeout`, in ms: long enough for a few retries, well under the
+/// 30 s Workers allow for `waitUntil` work.
+pub const CLOSE_TIMEOUT_MS: f64 = 15_000.0;
+
 /// Validated options.
 pub struct Options {
     /// The core's settings.
     pub config: Config,
     /// A custom dispatcher, if given.
     pub dispatcher: Option<Function>,
+    /// `dispatchTimeout`, in ms.
+    pub dispatch_timeout_ms: u32,
+    /// `closeTimeout`, in ms.
+    pub close_timeout_ms: f64,
 }
 
 fn got(v: &JsValue) -> String {
@@ -166,10 +214,28 @@ fn invalid(field: &'static str, rule: &'static str, v: &JsValue) -> Error {
     }
 }
 
-/// Reads `field`, treating `undefined` and `null` as "use the default".
+/// Reads `field` (for a nested option such as `retry.maxRetries`, its last part),
+/// treating `undefined` and `null` as "use the default".
 fn read(options: &JsValue, field: &'static str) -> Result<Option<JsValue>, Error> {
-    let v = Reflect::get(options, &JsValue::from_str(field)).map_err(Error::Js)?;
+    let key = field.rsplit('.').next().unwrap_or(field);
+    let v = Reflect::get(options, &JsValue::from_str(key)).map_err(Error::Js)?;
     Ok((!v.is_undefined() && !v.is_null()).then_some(v))
+}
+
+/// A finite number in `range`, or `None` when the field is absent.
+fn number(
+    options: &JsValue,
+    field: &'static str,
+    rule: &'static str,
+    range: std::ops::RangeInclusive<f64>,
+) -> Result<Option<f64>, Error> {
+    let Some(v) = read(options, field)? else {
+        return Ok(None);
+    };
+    match v.as_f64() {
+        Some(n) if range.contains(&n) => Ok(Some(n)),
+        _ => Err(invalid(field, rule, &v)),
+    }
 }
 
 fn integer(
@@ -198,12 +264,12 @@ impl Options {
     /// Validates the options object given to the constructor.
     pub fn parse(options: &JsValue) -> Result<Options, Error> {
         let mut config = Config::default();
-        if options.is_undefined() || options.is_null() {
-            return Ok(Options {
-                config,
-                dispatcher: None,
-            });
-        }
+        let empty: JsValue = js_sys::Object::new().into();
+        let options = if options.is_undefined() || options.is_null() {
+            &empty
+        } else {
+            options
+        };
         if !options.is_object() || options.is_function() || js_sys::Array::is_array(options) {
             return Err(invalid("options", "an object", options));
         }
@@ -228,6 +294,19 @@ impl Options {
                 _ => return Err(invalid("flushInterval", "a finite number > 0 (ms)", &v)),
             }
         }
+        config.retry = retry_policy(options)?;
+        config.jitter_seed = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
+        const MS_RULE: &str = "a number of ms from 1 to 2147483647";
+        let dispatch_timeout_ms =
+            number(options, "dispatchTimeout", MS_RULE, 1.0..=2_147_483_647.0)?
+                .map_or(DISPATCH_TIMEOUT_MS, |ms| ms as u32);
+        let close_timeout_ms = number(
+            options,
+            "closeTimeout",
+            "a number of ms from 0 to 2147483647",
+            0.0..=2_147_483_647.0,
+        )?
+        .unwrap_or(CLOSE_TIMEOUT_MS);
         if let Some(v) = read(options, "endpoint")? {
             match v.as_string() {
                 Some(url) if is_http_url(&url) => config.endpoint = Some(url),
@@ -239,6 +318,40 @@ impl Options {
             Some(v) if v.is_function() => Some(v.into()),
             Some(v) => return Err(invalid("dispatcher", "a function", &v)),
         };
-        Ok(Options { config, dispatcher })
+        Ok(Options {
+            config,
+            dispatcher,
+            dispatch_timeout_ms,
+            close_timeout_ms,
+        })
     }
+}
+
+/// `retry`: `false` disables retrying; `true`, `undefined` or `null` keep the defaults;
+/// an object overrides some of them.
+fn retry_policy(options: &JsValue) -> Result<RetryPolicy, Error> {
+    let mut policy = RetryPolicy::default();
+    let Some(retry) = read(options, "retry")? else {
+        return Ok(policy);
+    };
+    match retry.as_bool() {
+        Some(false) => return Ok(RetryPolicy::DISABLED),
+        Some(true) => return Ok(policy),
+        None => {}
+    }
+    if !retry.is_object() || retry.is_function() || js_sys::Array::is_array(&retry) {
+        return Err(invalid("retry", "false or an object", &retry));
+    }
+    const MS: &str = "a number of ms from 0 to 2147483647";
+    let max_retries = "an integer from 0 to 1000";
+    if let Some(n) = integer(&retry, "retry.maxRetries", max_retries, 0.0..=1000.0)? {
+        policy.max_retries = n as u32;
+    }
+    if let Some(ms) = number(&retry, "retry.initialBackoff", MS, 0.0..=2_147_483_647.0)? {
+        policy.initial_backoff_ms = ms;
+    }
+    if let Some(ms) = number(&retry, "retry.maxBackoff", MS, 0.0..=2_147_483_647.0)? {
+        policy.max_backoff_ms = ms;
+    }
+    Ok(policy)
 }

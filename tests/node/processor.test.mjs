@@ -162,6 +162,7 @@ test('a custom dispatcher replaces fetch; its results count as delivered or fail
   const answers = [{ statusCode: 200 }, { statusCode: 503 }, true, false, undefined];
   const p = new BatchEventProcessor({
     batchSize: 1,
+    retry: false,
     dispatcher: async (logEvent) => {
       calls.push(logEvent);
       const a = answers[calls.length - 1];

@@ -2,11 +2,18 @@
 // workerd.test.mjs, which bundles this file with esbuild and loads it into Miniflare).
 //
 // Routes (all POST, JSON body; answers JSON):
-//   /events?mode=request|shared  { uuids, context, userId, batchSize? }
+//   /events?mode=request|shared  { uuids, contexts, userId, batchSize?, flush? }
 //       builds one Optimizely UserEvent per uuid (impression for even indexes,
-//       conversion for odd ones), processes them and flushes with ctx.waitUntil.
+//       conversion for odd ones; event i gets contexts[i % contexts.length]),
+//       processes them and, unless flush === false, flushes with ctx.waitUntil.
 //       mode=request: a new processor for this request;
-//       mode=shared:  one processor at module scope, flushed by every request.
+//       mode=shared:  one processor at module scope, shared by all requests.
+//   /flush?mode=shared            flushes the module-scope processor.
+//   /stats?mode=shared            the module-scope processor's counters.
+//   /timer?mode=request|shared   { uuids, contexts, userId, interval, keepAliveMs? }
+//       processes without flushing, so only the flushInterval timer can send them;
+//       keepAliveMs keeps the request alive that long (ctx.waitUntil of a sleep).
+//       mode=shared uses a second module-scope processor (flushInterval = interval).
 //   /raw                          { events, options? }
 //       processes the given events as they are (to check validation errors).
 //   /options                      { options }
@@ -16,6 +23,7 @@
 import { BatchEventProcessor } from 'batch-event-processor';
 
 let shared;
+let sharedTimer;
 
 function sharedProcessor(env, batchSize) {
   if (!shared) shared = new BatchEventProcessor({ endpoint: env.ENDPOINT, batchSize, flushInterval: 30000 });
@@ -76,10 +84,32 @@ export default {
           mode === 'shared'
             ? sharedProcessor(env, batchSize)
             : new BatchEventProcessor({ endpoint: env.ENDPOINT, batchSize, flushInterval: 30000 });
-        const accepted = body.uuids.map((uuid, i) => p.process(userEvent(i, uuid, body.context, body.userId)));
-        const flushed = p.flush();
-        ctx.waitUntil(flushed);
+        const contexts = body.contexts;
+        const accepted = body.uuids.map((uuid, i) =>
+          p.process(userEvent(i, uuid, contexts[i % contexts.length], body.userId)),
+        );
+        if (body.flush !== false) ctx.waitUntil(p.flush());
         return Response.json({ mode, accepted, stats: p.stats() });
+      }
+      if (url.pathname === '/timer') {
+        const mode = url.searchParams.get('mode') || 'request';
+        const options = { endpoint: env.ENDPOINT, batchSize: 100, flushInterval: body.interval };
+        let p;
+        if (mode === 'shared') p = sharedTimer ??= new BatchEventProcessor(options);
+        else p = new BatchEventProcessor(options);
+        const contexts = body.contexts;
+        const accepted = body.uuids.map((uuid, i) =>
+          p.process(userEvent(i, uuid, contexts[i % contexts.length], body.userId)),
+        );
+        if (body.keepAliveMs) ctx.waitUntil(new Promise((resolve) => setTimeout(resolve, body.keepAliveMs)));
+        return Response.json({ mode, accepted, stats: p.stats() });
+      }
+      if (url.pathname === '/flush') {
+        if (shared) ctx.waitUntil(shared.flush());
+        return Response.json({ stats: shared?.stats() ?? null });
+      }
+      if (url.pathname === '/stats') {
+        return Response.json({ stats: shared?.stats() ?? null });
       }
       if (url.pathname === '/raw') {
         const p = new BatchEventProcessor({ endpoint: env.ENDPOINT, ...(body.options || {}) });

@@ -1,0 +1,285 @@
+//! Retries, Retry-After, 413 splits and ordering in the sans-IO core, with simulated time.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use batch_event_processor::core::{Config, Dispatch, FailReason, Outcome, Processor, RetryPolicy};
+use common::{impression, Ctx};
+
+fn uuids(body: &str) -> Vec<String> {
+    body.split("\"uuid\":\"")
+        .skip(1)
+        .map(|r| r.split('"').next().unwrap().to_string())
+        .collect()
+}
+
+fn drain(p: &mut Processor, now: f64) -> Vec<Dispatch> {
+    std::iter::from_fn(|| p.poll_dispatch(now)).collect()
+}
+
+fn processor(batch_size: usize) -> Processor {
+    Processor::new(Config {
+        batch_size,
+        ..Config::default()
+    })
+}
+
+fn fail(status: u16) -> Outcome {
+    Outcome::status(status)
+}
+
+#[test]
+fn a_failed_batch_is_retried_after_a_jittered_exponential_backoff() {
+    let mut p = processor(2);
+    let c = Ctx::default();
+    p.process(&impression(&c, "v1", "a"), 0.0).unwrap();
+    p.process(&impression(&c, "v2", "b"), 0.0).unwrap();
+    let first = drain(&mut p, 0.0);
+    assert!(first[0].first_attempt);
+    let mut now = 0.0;
+    for retry in 0..3u32 {
+        assert!(p.on_dispatch_result(first[0].id, fail(503), now));
+        assert!(drain(&mut p, now).is_empty(), "no retry before the backoff");
+        let wake = p.poll_timeout().expect("a retry is scheduled");
+        let bound = 500.0 * 2f64.powi(retry as i32);
+        assert!(
+            wake >= now && wake <= now + bound,
+            "retry {retry}: {wake} not in [{now}, {}]",
+            now + bound
+        );
+        now = wake;
+        p.handle_timeout(now);
+        let again = drain(&mut p, now);
+        assert_eq!(again.len(), 1);
+        assert!(!again[0].first_attempt);
+        assert_eq!(
+            again[0].body, first[0].body,
+            "the same bytes are sent again"
+        );
+    }
+    assert!(p.on_dispatch_result(first[0].id, Outcome::Delivered, now));
+    let s = p.stats();
+    assert_eq!(
+        (s.dispatched, s.retried, s.failed, s.in_flight),
+        (2, 3, 0, 0)
+    );
+}
+
+#[test]
+fn network_errors_timeouts_408_429_and_5xx_are_retried_other_4xx_are_not() {
+    for (outcome, retried) in [
+        (Outcome::NETWORK_ERROR, true),
+        (fail(408), true),
+        (fail(429), true),
+        (fail(500), true),
+        (fail(599), true),
+        (fail(400), false),
+        (fail(401), false),
+        (fail(404), false),
+        (fail(422), false),
+    ] {
+        let mut p = processor(1);
+        p.process(&impression(&Ctx::default(), "v", "a"), 0.0)
+            .unwrap();
+        let d = drain(&mut p, 0.0);
+        p.on_dispatch_result(d[0].id, outcome, 0.0);
+        if retried {
+            assert_eq!(p.stats().in_flight, 1, "{outcome:?}");
+            assert!(p.poll_failure().is_none());
+        } else {
+            assert_eq!(p.stats().failed, 1, "{outcome:?}");
+            let f = p.poll_failure().unwrap();
+            assert_eq!(f.reason, FailReason::Rejected);
+            assert_eq!(f.events, 1);
+        }
+    }
+}
+
+#[test]
+fn gives_up_after_max_retries_and_reports_it() {
+    let mut p = Processor::new(Config {
+        batch_size: 1,
+        retry: RetryPolicy {
+            max_retries: 2,
+            initial_backoff_ms: 10.0,
+            max_backoff_ms: 10.0,
+        },
+        ..Config::default()
+    });
+    p.process(&impression(&Ctx::default(), "v", "a"), 0.0)
+        .unwrap();
+    let mut now = 0.0;
+    let mut attempts = 0;
+    loop {
+        p.handle_timeout(now);
+        let Some(d) = p.poll_dispatch(now) else { break };
+        attempts += 1;
+        p.on_dispatch_result(d.id, fail(500), now);
+        now += 10.0;
+    }
+    assert_eq!(attempts, 3, "the first attempt and two retries");
+    let f = p.poll_failure().unwrap();
+    assert_eq!(
+        (f.status, f.reason),
+        (Some(500), FailReason::RetriesExhausted)
+    );
+    assert_eq!(p.stats().failed, 1);
+    assert!(p.is_idle());
+}
+
+#[test]
+fn retry_disabled_fails_at_once() {
+    let mut p = Processor::new(Config {
+        batch_size: 1,
+        retry: RetryPolicy::DISABLED,
+        ..Config::default()
+    });
+    p.process(&impression(&Ctx::default(), "v", "a"), 0.0)
+        .unwrap();
+    let d = drain(&mut p, 0.0);
+    p.on_dispatch_result(d[0].id, fail(503), 0.0);
+    assert_eq!(p.stats().failed, 1);
+    assert_eq!(p.poll_timeout(), None);
+}
+
+#[test]
+fn retry_after_pauses_the_endpoint_and_uses_no_retry_attempt() {
+    let mut p = Processor::new(Config {
+        batch_size: 1,
+        retry: RetryPolicy::DISABLED,
+        ..Config::default()
+    });
+    let c = Ctx::default();
+    p.process(&impression(&c, "v1", "a"), 0.0).unwrap();
+    let d = drain(&mut p, 0.0);
+    let outcome = Outcome::Failed {
+        status: Some(429),
+        retry_after_ms: Some(5000.0),
+    };
+    assert!(p.on_dispatch_result(d[0].id, outcome, 100.0));
+    // Even with retries disabled the batch waits: the server asked for it.
+    assert_eq!(p.stats().failed, 0);
+    // A new batch for the same endpoint is not sent before the pause ends either.
+    p.process(&impression(&c, "v2", "b"), 200.0).unwrap();
+    assert!(drain(&mut p, 200.0).is_empty());
+    assert_eq!(p.poll_timeout(), Some(5100.0));
+    p.handle_timeout(5099.0);
+    assert!(drain(&mut p, 5099.0).is_empty());
+    p.handle_timeout(5100.0);
+    let sent: Vec<Vec<String>> = drain(&mut p, 5100.0)
+        .iter()
+        .map(|d| uuids(&d.body))
+        .collect();
+    assert_eq!(sent, [vec!["a".to_string()], vec!["b".to_string()]]);
+}
+
+#[test]
+fn retry_after_is_capped() {
+    let mut p = processor(1);
+    p.process(&impression(&Ctx::default(), "v", "a"), 0.0)
+        .unwrap();
+    let d = drain(&mut p, 0.0);
+    let outcome = Outcome::Failed {
+        status: Some(503),
+        retry_after_ms: Some(86_400_000.0),
+    };
+    p.on_dispatch_result(d[0].id, outcome, 0.0);
+    assert_eq!(p.poll_timeout(), Some(300_000.0));
+}
+
+#[test]
+fn a_413_splits_the_batch_recursively_and_a_single_event_fails() {
+    let mut p = processor(4);
+    let c = Ctx::default();
+    for (i, u) in ["a", "b", "c", "d"].iter().enumerate() {
+        p.process(&impression(&c, &format!("v{i}"), u), 0.0)
+            .unwrap();
+    }
+    let mut delivered = Vec::new();
+    let mut failures = 0;
+    while let Some(d) = p.poll_dispatch(0.0) {
+        if d.events == 1 && uuids(&d.body) == ["a"] {
+            p.on_dispatch_result(d.id, fail(413), 0.0);
+            failures += 1;
+        } else if d.events > 1 {
+            p.on_dispatch_result(d.id, fail(413), 0.0);
+        } else {
+            delivered.extend(uuids(&d.body));
+            p.on_dispatch_result(d.id, Outcome::Delivered, 0.0);
+        }
+    }
+    assert_eq!(failures, 1);
+    assert_eq!(delivered, ["b", "c", "d"], "halves keep the order");
+    let f = p.poll_failure().unwrap();
+    assert_eq!(
+        (f.status, f.reason, f.events),
+        (Some(413), FailReason::TooLarge, 1)
+    );
+    let s = p.stats();
+    assert_eq!((s.dispatched, s.failed, s.in_flight), (3, 1, 0));
+}
+
+#[test]
+fn a_retrying_batch_does_not_block_other_visitors_but_keeps_a_visitors_order() {
+    let mut p = processor(1);
+    let c = Ctx::default();
+    p.process(&impression(&c, "alice", "a1"), 0.0).unwrap();
+    let a1 = drain(&mut p, 0.0);
+    p.on_dispatch_result(a1[0].id, fail(500), 0.0);
+    p.process(&impression(&c, "bob", "b1"), 1.0).unwrap();
+    p.process(&impression(&c, "alice", "a2"), 1.0).unwrap();
+    let now_sent: Vec<Vec<String>> = drain(&mut p, 1.0).iter().map(|d| uuids(&d.body)).collect();
+    assert_eq!(
+        now_sent,
+        [vec!["b1".to_string()]],
+        "bob goes, alice's a2 waits behind a1"
+    );
+    let wake = p.poll_timeout().unwrap();
+    p.handle_timeout(wake);
+    let retry = drain(&mut p, wake);
+    assert_eq!(uuids(&retry[0].body), ["a1"]);
+    assert_eq!(retry.len(), 1, "a2 still waits for a1 to settle");
+    p.on_dispatch_result(retry[0].id, Outcome::Delivered, wake);
+    assert_eq!(uuids(&drain(&mut p, wake)[0].body), ["a2"]);
+}
+
+#[test]
+fn batches_in_flight_at_once_do_not_wait_for_each_other() {
+    let mut p = processor(1);
+    let c = Ctx::default();
+    p.process(&impression(&c, "alice", "a1"), 0.0).unwrap();
+    p.process(&impression(&c, "alice", "a2"), 0.0).unwrap();
+    assert_eq!(drain(&mut p, 0.0).len(), 2);
+}
+
+#[test]
+fn events_waiting_for_a_retry_count_against_max_queue_size() {
+    let mut p = Processor::new(Config {
+        batch_size: 2,
+        max_queue_size: 2,
+        ..Config::default()
+    });
+    let c = Ctx::default();
+    p.process(&impression(&c, "v1", "a"), 0.0).unwrap();
+    p.process(&impression(&c, "v2", "b"), 0.0).unwrap();
+    let d = drain(&mut p, 0.0);
+    p.on_dispatch_result(d[0].id, fail(500), 0.0);
+    assert_eq!(p.process(&impression(&c, "v3", "c"), 0.0), Ok(false));
+    assert_eq!(p.stats().dropped, 1);
+}
+
+#[test]
+fn flush_does_not_cut_a_retry_wait_short() {
+    let mut p = processor(1);
+    p.process(&impression(&Ctx::default(), "v", "a"), 0.0)
+        .unwrap();
+    let d = drain(&mut p, 0.0);
+    p.on_dispatch_result(d[0].id, fail(500), 0.0);
+    let wake = p.poll_timeout().unwrap();
+    p.flush();
+    if wake > 0.0 {
+        assert!(drain(&mut p, 0.0).is_empty());
+    }
+    p.close();
+    assert_eq!(p.poll_timeout(), Some(wake));
+}
