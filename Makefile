@@ -13,9 +13,11 @@ setup:
 ## build: the npm package in pkg/ (wasm-bindgen output in pkg/dist, CJS entry pkg/node.cjs)
 build:
 	cargo build --release --target wasm32-unknown-unknown --lib
-	rm -rf $(DIST)
-	wasm-bindgen --target web --out-dir $(DIST) --out-name bep $(WASM)
-	npx wasm-opt -Oz $(WASM_FEATURES) $(DIST)/bep_bg.wasm -o $(DIST)/bep_bg.wasm
+	rm -rf target/dist-new
+	wasm-bindgen --target web --out-dir target/dist-new --out-name bep $(WASM)
+	npx wasm-opt -Oz $(WASM_FEATURES) target/dist-new/bep_bg.wasm -o target/dist-new/bep_bg.wasm
+	@# Swap the new output in at once, so a concurrent test never sees pkg/dist missing.
+	rm -rf target/dist-old; if [ -d $(DIST) ]; then mv $(DIST) target/dist-old; fi; mv target/dist-new $(DIST)
 	npx esbuild pkg/node.js --bundle --platform=node --format=cjs --log-level=warning \
 		--outfile=pkg/node.cjs --define:import.meta.url=import_meta_url \
 		--banner:js="const import_meta_url = require('node:url').pathToFileURL(__filename).href;"

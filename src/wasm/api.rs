@@ -25,6 +25,8 @@ extern "C" {
     fn pack(event: &JsValue) -> Result<String, JsValue>;
     #[wasm_bindgen(js_name = makeLogEvent)]
     fn make_log_event(url: &str, body: &str) -> JsValue;
+    /// A value as error messages show it (strings quoted).
+    pub(crate) fn show(value: &JsValue) -> String;
 }
 
 struct Inner {

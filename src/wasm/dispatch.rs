@@ -6,6 +6,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, RequestInit, Response};
 
+use super::api::show;
 use super::timer::deadline;
 use crate::core::retry::parse_retry_after;
 use crate::core::Outcome;
@@ -120,9 +121,10 @@ fn result_outcome(value: &JsValue, now_ms: f64) -> Outcome {
     match status.as_f64() {
         Some(s) if s.fract() == 0.0 && (100.0..=599.0).contains(&s) => {
             let retry_after = get("retryAfter");
-            let header = retry_after
-                .as_string()
-                .or_else(|| retry_after.as_f64().map(|n| n.to_string()));
+            let header = match retry_after.as_f64() {
+                Some(_) => Some(show(&retry_after)),
+                None => retry_after.as_string(),
+            };
             with_retry_after(Outcome::status(s as u16), header.as_deref(), now_ms)
         }
         _ => Outcome::NETWORK_ERROR,

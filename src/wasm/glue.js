@@ -7,14 +7,17 @@
 const SEP = '\u0001';
 const SUB = '\u0002';
 
-function fail(field, rule, got) {
-  let shown;
+/** A value as error messages show it: strings quoted, the rest as `String(v)`. */
+export function show(v) {
   try {
-    shown = typeof got === 'string' ? JSON.stringify(got) : String(got);
+    return typeof v === 'string' ? JSON.stringify(v) : String(v);
   } catch {
-    shown = typeof got;
+    return typeof v;
   }
-  return new TypeError(`${field} must be ${rule}, got ${shown}`);
+}
+
+function fail(field, rule, got) {
+  return new TypeError(`${field} must be ${rule}, got ${show(got)}`);
 }
 
 function leaf(v, field) {

@@ -4,6 +4,7 @@
 use js_sys::{Function, Reflect};
 use wasm_bindgen::prelude::*;
 
+use super::api::show;
 use super::error::Error;
 use crate::core::{Config, RetryPolicy};
 
@@ -182,27 +183,17 @@ pub struct Options {
     pub close_timeout_ms: f64,
 }
 
+/// What was given, as error messages show it. Formatting is left to JS: Rust's float
+/// formatting alone would add kilobytes to the wasm.
 fn got(v: &JsValue) -> String {
-    if let Some(s) = v.as_string() {
-        format!("{s:?}")
-    } else if let Some(n) = v.as_f64() {
-        if n.is_infinite() {
-            (if n > 0.0 { "Infinity" } else { "-Infinity" }).to_string()
-        } else if n.fract() == 0.0 && n.abs() < 1e15 {
-            format!("{}", n as i64)
-        } else {
-            format!("{n}")
-        }
-    } else if let Some(b) = v.as_bool() {
-        b.to_string()
-    } else if v.is_function() {
-        "a function".to_string()
+    if v.is_function() {
+        "a function".into()
     } else if js_sys::Array::is_array(v) {
-        "an array".to_string()
+        "an array".into()
     } else if v.is_object() {
-        "an object".to_string()
+        "an object".into()
     } else {
-        v.js_typeof().as_string().unwrap_or_default()
+        show(v)
     }
 }
 
