@@ -26,6 +26,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// The same error, its field prefixed with the index of the event in a list
+    /// (`events[3].user.id`).
+    pub fn in_event(self, index: usize) -> Error {
+        match self {
+            Error::InvalidEvent { field, rule, got } => Error::InvalidEvent {
+                field: format!("events[{index}].{field}"),
+                rule,
+                got,
+            },
+            other => other,
+        }
+    }
+
     /// `true` for errors caused by the caller's input (a JS `TypeError`).
     pub fn is_input_error(&self) -> bool {
         !matches!(self, Error::Closed)

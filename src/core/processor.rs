@@ -298,6 +298,49 @@ impl Processor {
         Ok(true)
     }
 
+    /// Accepts several packed events all together or not at all: every event is
+    /// validated first (the error names the event's index), then, if the queue has
+    /// room for all of them, they are queued in order and `Ok(true)` is returned;
+    /// otherwise none is and they are all counted as dropped (`Ok(false)`).
+    pub fn process_all(&mut self, events: &[String], now_ms: f64) -> Result<bool, Error> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        for (i, event) in events.iter().enumerate() {
+            self.check(event).map_err(|e| e.in_event(i))?;
+        }
+        let room = self
+            .config
+            .max_queue_size
+            .saturating_sub(self.queue.len() + self.held_events);
+        if events.len() > room {
+            self.stats.dropped += events.len() as u64;
+            return Ok(false);
+        }
+        for event in events {
+            self.process(event, now_ms)?;
+        }
+        Ok(true)
+    }
+
+    /// Validates one packed event as [`Processor::process`] would, without queuing it.
+    fn check(&mut self, event: &str) -> Result<(), Error> {
+        let parsed = packed::parse(event)?;
+        let context = self.context_id(parsed.context);
+        let ctx = &self.contexts[context];
+        // A missing timestamp is filled with `Date.now()`: 13 digits.
+        let filled = if parsed.needs_timestamp { 13 } else { 0 };
+        let bytes = wire::visitor_bytes(ctx, parsed.kind, parsed.data) + filled;
+        let single = ctx.single_body_bytes(bytes);
+        if single > self.config.max_payload_bytes {
+            return Err(Error::EventTooLarge {
+                bytes: single,
+                max: self.config.max_payload_bytes,
+            });
+        }
+        Ok(())
+    }
+
     /// When the processor next needs [`Processor::handle_timeout`], in `now_ms` time:
     /// the flush deadline of the oldest pending batch, or the end of a retry wait.
     pub fn poll_timeout(&self) -> Option<f64> {

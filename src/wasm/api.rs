@@ -27,6 +27,8 @@ extern "C" {
     fn make_log_event(url: &str, body: &str) -> JsValue;
     /// A value as error messages show it (strings quoted).
     pub(crate) fn show(value: &JsValue) -> String;
+    #[wasm_bindgen(catch)]
+    fn unbatch(log_event: &JsValue) -> Result<Vec<String>, JsValue>;
 }
 
 struct Inner {
@@ -272,6 +274,12 @@ impl From<Stats> for JsStats {
     }
 }
 
+fn status_200() -> JsValue {
+    let o = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&o, &JsValue::from_str("statusCode"), &JsValue::from(200));
+    o.into()
+}
+
 fn function(listener: JsValue) -> Result<Function, JsValue> {
     listener
         .dyn_into::<Function>()
@@ -323,6 +331,64 @@ impl BatchEventProcessor {
             .map_err(Error::from)?;
         self.inner.pump();
         Ok(accepted)
+    }
+
+    /// Re-batches an already formatted Optimizely LogEvent (`{ url, httpVerb, params }`,
+    /// as any Optimizely SDK emits it): its events are validated and queued with
+    /// everything else, all or none. Returns `true` when all were queued, `false` when
+    /// the queue had no room for all of them (none was queued; all are counted as
+    /// dropped). Throws a `TypeError` naming the field of an invalid LogEvent.
+    #[wasm_bindgen(js_name = processLogEvent)]
+    pub fn process_log_event(
+        &self,
+        #[wasm_bindgen(
+            unchecked_param_type = "{ url: string; httpVerb?: string; params: EventBatch }"
+        )]
+        log_event: JsValue,
+    ) -> Result<bool, JsValue> {
+        if self.inner.core.borrow().is_closed() {
+            return Err(Error::Core(core::Error::Closed).into());
+        }
+        let events = unbatch(&log_event).map_err(Error::Js)?;
+        let accepted = self
+            .inner
+            .core
+            .borrow_mut()
+            .process_all(&events, now())
+            .map_err(Error::from)?;
+        self.inner.pump();
+        Ok(accepted)
+    }
+
+    /// An Optimizely JS SDK `EventDispatcher` that hands every LogEvent to this
+    /// processor: use it with the SDK's `createForwardingEventProcessor(...)`.
+    /// `dispatchEvent` resolves with `{ statusCode: 200 }` once the events are queued,
+    /// and rejects (never drops silently) when the queue is full, the LogEvent is
+    /// invalid or the processor is closed.
+    #[wasm_bindgen(js_name = asEventDispatcher, unchecked_return_type = "{ dispatchEvent(logEvent: { url: string; httpVerb?: string; params: EventBatch }): Promise<{ statusCode: number }> }")]
+    pub fn as_event_dispatcher(&self) -> JsValue {
+        let this = BatchEventProcessor {
+            inner: Rc::clone(&self.inner),
+        };
+        let dispatch = Closure::<dyn Fn(JsValue) -> Promise>::new(move |log_event: JsValue| {
+            match this.process_log_event(log_event) {
+                Ok(true) => Promise::resolve(&status_200()),
+                Ok(false) => Promise::reject(
+                    &js_sys::Error::new(
+                        "batch-event-processor queue is full (maxQueueSize): the events were not accepted",
+                    )
+                    .into(),
+                ),
+                Err(e) => Promise::reject(&e),
+            }
+        });
+        let dispatcher = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(
+            &dispatcher,
+            &JsValue::from_str("dispatchEvent"),
+            &dispatch.into_js_value(),
+        );
+        dispatcher.into()
     }
 
     /// Calls `listener` with each LogEvent when its batch is first handed to the

@@ -137,3 +137,83 @@ export function makeLogEvent(url, body) {
     },
   };
 }
+
+const BOT_FILTERING = '$opt_bot_filtering';
+const EU_ENDPOINT = 'https://eu.logx.optimizely.com/v1/events';
+
+/**
+ * Takes apart an already formatted Optimizely LogEvent (`{ url, httpVerb, params }`, as
+ * any Optimizely SDK's event processor emits it) into packed UserEvents, one per
+ * event, so that they are batched again with everything else. Re-batching them
+ * renders the same visitor JSON the SDK would have sent.
+ */
+export function unbatch(logEvent) {
+  object(logEvent, 'logEvent', false);
+  const b = object(logEvent.params, 'logEvent.params', false);
+  if (!Array.isArray(b.visitors)) throw fail('logEvent.params.visitors', 'an array', b.visitors);
+  const region = logEvent.url === EU_ENDPOINT ? 'EU' : undefined;
+  const packed = [];
+  b.visitors.forEach((visitor, vi) => {
+    const where = `logEvent.params.visitors[${vi}]`;
+    const v = object(visitor, where, false);
+    const attrs = v.attributes === undefined ? [] : v.attributes;
+    if (!Array.isArray(attrs)) throw fail(`${where}.attributes`, 'an array', attrs);
+    let botFiltering;
+    let userAttrs = attrs;
+    const last = attrs[attrs.length - 1];
+    if (last && last.entity_id === BOT_FILTERING && last.key === BOT_FILTERING) {
+      botFiltering = last.value;
+      userAttrs = attrs.slice(0, -1);
+    }
+    const context = {
+      region,
+      accountId: b.account_id,
+      projectId: b.project_id,
+      revision: b.revision,
+      clientName: b.client_name,
+      clientVersion: b.client_version,
+      anonymizeIP: b.anonymize_ip,
+      botFiltering,
+    };
+    const user = {
+      id: v.visitor_id,
+      attributes: userAttrs.map((a, ai) => {
+        const at = object(a, `${where}.attributes[${ai}]`, false);
+        return { entityId: at.entity_id, key: at.key, value: at.value };
+      }),
+    };
+    if (!Array.isArray(v.snapshots)) throw fail(`${where}.snapshots`, 'an array', v.snapshots);
+    v.snapshots.forEach((snapshot, si) => {
+      const s = object(snapshot, `${where}.snapshots[${si}]`, false);
+      if (!Array.isArray(s.events)) throw fail(`${where}.snapshots[${si}].events`, 'an array', s.events);
+      if (s.decisions !== undefined) {
+        if (!Array.isArray(s.decisions) || s.decisions.length !== 1 || s.events.length !== 1) {
+          throw fail(`${where}.snapshots[${si}]`, 'a decision snapshot with one decision and one event', `${s.decisions?.length} decisions`);
+        }
+        const d = object(s.decisions[0], `${where}.snapshots[${si}].decisions[0]`, false);
+        const e = object(s.events[0], `${where}.snapshots[${si}].events[0]`, false);
+        const m = object(d.metadata, `${where}.snapshots[${si}].decisions[0].metadata`, true) || {};
+        packed.push(pack({
+          type: 'impression', uuid: e.uuid, timestamp: e.timestamp, context, user,
+          // campaign_id = layer || experiment || null on the way out: a layer id equal to
+          // the campaign id and the experiment id as sent render the same JSON again.
+          layer: { id: d.campaign_id },
+          experiment: { id: d.experiment_id },
+          variation: { id: d.variation_id, key: m.variation_key },
+          ruleKey: m.rule_key, flagKey: m.flag_key, ruleType: m.rule_type,
+          enabled: m.enabled, cmabUuid: m.cmab_uuid,
+        }));
+      } else {
+        s.events.forEach((event, ei) => {
+          const e = object(event, `${where}.snapshots[${si}].events[${ei}]`, false);
+          packed.push(pack({
+            type: 'conversion', uuid: e.uuid, timestamp: e.timestamp, context, user,
+            event: { id: e.entity_id, key: e.key },
+            revenue: e.revenue, value: e.value, tags: e.tags,
+          }));
+        });
+      }
+    });
+  });
+  return packed;
+}
