@@ -56,7 +56,7 @@ function newCollector() {
     rejected: 0, // requests answered with an error status
     abandoned: 0, // requests the client gave up on before the answer (timeouts)
     byStatus: {},
-    sessions: {}, // per page session: { batches, events, bytes, rejected }
+    sessions: {}, // per page session (?session= of the endpoint): the same counters
     recent: [], // { t, ms, status, events, bytes, session } newest last
     uuids: new Set(),
   };
@@ -123,38 +123,47 @@ export async function startDemoServer({ port = 0, host = '127.0.0.1', quiet = tr
         timers.add(t);
       });
     }
-    const c = collector; // a reset during the delay must not mix old and new counters
+    const c = collector;
     c.requests++;
     let uuids = [];
     let status = fault.status;
-    if (status === 200) {
-      try {
-        uuids = eventsOf(JSON.parse(raw.toString('utf8')));
-      } catch {
-        status = 400;
-      }
+    try {
+      uuids = eventsOf(JSON.parse(raw.toString('utf8')));
+    } catch {
+      if (status === 200) status = 400;
     }
-    const entry = { t: started, ms: Date.now() - started, status, events: uuids.length, bytes: raw.length, session, mode };
+    const entry = {
+      t: started,
+      ms: Date.now() - started,
+      status,
+      events: uuids.length,
+      bytes: raw.length,
+      first: uuids[0] ?? null, // lets the page match attempts to its batches
+      session,
+      mode,
+    };
+    const s = (c.sessions[session] ??= { batches: 0, events: 0, bytes: 0, rejected: 0, abandoned: 0, duplicates: 0 });
     if (gone || res.destroyed) {
-      // The client aborted (dispatchTimeout): it will retry, so this one does not count.
+      // The client aborted (its dispatchTimeout): it will retry, so this one does not count.
       c.abandoned++;
+      s.abandoned++;
       entry.status = 0;
     } else if (status === 200) {
       c.batches++;
       c.events += uuids.length;
       c.bytes += raw.length;
-      for (const u of uuids) {
-        if (c.uuids.has(u)) c.duplicates++;
-        else c.uuids.add(u);
-      }
-      c.unique = c.uuids.size;
-      const s = (c.sessions[session] ??= { batches: 0, events: 0, bytes: 0, rejected: 0 });
       s.batches++;
       s.events += uuids.length;
       s.bytes += raw.length;
+      for (const u of uuids) {
+        if (c.uuids.has(u)) {
+          c.duplicates++;
+          s.duplicates++;
+        } else c.uuids.add(u);
+      }
+      c.unique = c.uuids.size;
     } else {
       c.rejected++;
-      const s = (c.sessions[session] ??= { batches: 0, events: 0, bytes: 0, rejected: 0 });
       s.rejected++;
     }
     c.byStatus[entry.status] = (c.byStatus[entry.status] ?? 0) + 1;

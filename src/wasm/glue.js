@@ -9,6 +9,7 @@ const SUB = '\u0002';
 
 /** A value as error messages show it: strings quoted, the rest as `String(v)`. */
 export function show(v) {
+  if (typeof v === 'function') return 'a function';
   try {
     return typeof v === 'string' ? JSON.stringify(v) : String(v);
   } catch {
@@ -34,7 +35,7 @@ function leaf(v, field) {
       // Objects are never valid leaves: Rust reports them by their first byte.
       return Array.isArray(v) ? '[]' : '{}';
     default:
-      throw fail(field, 'a string, number or boolean', typeof v);
+      throw fail(field, 'a string, number or boolean', v);
   }
 }
 

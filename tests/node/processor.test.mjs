@@ -251,14 +251,42 @@ test('bad events throw a TypeError naming the field, and the queue is intact', a
   cyclic.self = cyclic;
   cases.push([{ ...conversion(), tags: cyclic }, /^tags must be JSON-serializable/]);
   cases.push([{ ...conversion(), tags: { big: 10n } }, /^tags must be JSON-serializable/]);
+  let deep = {};
+  for (let i = 0; i < 200_000; i++) deep = { d: deep };
+  cases.push([{ ...conversion(), tags: deep }, /^tags must be JSON-serializable/]);
+  cases.push([{ ...impression(), user: { id: 'x'.repeat(4_000_000) } }, /maxPayloadBytes/]);
+  cases.push([{ ...impression(), flagKey: Symbol('f') }, /^flagKey must be a string, number or boolean, got Symbol\(f\)/]);
+  cases.push([{ ...impression(), experiment: [] }, /^experiment must be an object, null or undefined/]);
+  cases.push([{ ...conversion(), value: -Infinity }, /^value must be a finite number, got -Infinity/]);
+  cases.push([{ ...impression(), context: { ...CONTEXT, region: 7 } }, /^context\.region must be a string/]);
+  cases.push([{ ...impression(), context: { ...CONTEXT, anonymizeIP: 'yes' } }, /^context\.anonymizeIP must be a boolean/]);
+  cases.push([{ ...impression(), user: { id: 'v', attributes: [null] } }, /^user\.attributes\[0\] must be an object, got null/]);
+  cases.push([{ ...conversion(), event: 'purchase' }, /^event must be an object, got "purchase"/]);
+  cases.push([{ ...impression(), variation: 'on' }, /^variation must be an object, null or undefined, got "on"/]);
   for (const [event, message] of cases) {
     assert.throws(() => p.process(event), (e) => e instanceof TypeError && message.test(e.message), String(message));
   }
+  assert.ok(cases.length >= 30, `${cases.length} cases`);
   assert.equal(p.stats().queued, 1);
   await p.flush();
   assert.equal(bodies.length, 1);
   assert.equal(bodies[0].visitors[0].snapshots[0].events[0].uuid, good.uuid);
   await p.close();
+});
+
+test('prototype-pollution keys and null-prototype objects are plain data', async () => {
+  const bodies = [];
+  const p = new BatchEventProcessor({ dispatcher: (e) => void bodies.push(e.body) });
+  const hostile = JSON.parse(JSON.stringify(conversion()).replace('"tags":{', '"tags":{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},'));
+  const bare = Object.assign(Object.create(null), impression());
+  bare.context = Object.assign(Object.create(null), CONTEXT);
+  assert.equal(p.process(hostile), true);
+  assert.equal(p.process(bare), true);
+  await p.close();
+  assert.equal({}.polluted, undefined);
+  assert.equal(Object.prototype.polluted, undefined);
+  const tags = JSON.parse(bodies[0]).visitors[0].snapshots[0].events[0].tags;
+  assert.deepEqual(Object.keys(tags).slice(0, 2), ['__proto__', 'constructor']);
 });
 
 test('an event too large for maxPayloadBytes is refused; large batches are split under the limit', async () => {
