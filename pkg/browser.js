@@ -6,3 +6,4 @@ import init from './dist/bep.js';
 await init({ module_or_path: new URL('./dist/bep_bg.wasm', import.meta.url) });
 
 export { BatchEventProcessor, wasmMemory } from './dist/bep.js';
+export { queueDispatcher, handleQueueBatch } from './workers.js';

@@ -12,4 +12,8 @@ export {
   ConversionEvent,
   UserEvent,
   Stats,
+  RetryOptions,
+  DispatchError,
+  CloseSummary,
 } from './dist/bep.js';
+export { queueDispatcher, handleQueueBatch, QueueProducer, QueueMessage, HandleQueueBatchOptions } from './workers.js';

@@ -6,3 +6,4 @@ import { initSync } from './dist/bep.js';
 initSync({ module: readFileSync(new URL('./dist/bep_bg.wasm', import.meta.url)) });
 
 export { BatchEventProcessor, wasmMemory } from './dist/bep.js';
+export { queueDispatcher, handleQueueBatch } from './workers.js';

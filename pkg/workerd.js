@@ -7,3 +7,4 @@ import { initSync } from './dist/bep.js';
 initSync({ module: wasm });
 
 export { BatchEventProcessor, wasmMemory } from './dist/bep.js';
+export { queueDispatcher, handleQueueBatch } from './workers.js';

@@ -12,7 +12,9 @@ const RETRY = { maxRetries: 10, initialBackoff: 250, maxBackoff: 4000 };
 const DISPATCH_TIMEOUT = 5000;
 const SESSION = globalThis.crypto?.randomUUID?.() ?? `s-${Date.now()}-${Math.random().toString(36).slice(2)}`;
 const ENDPOINT = new URL(`/collector/v1/events?session=${SESSION}`, location.href).href;
-const WINDOW_MS = 60_000;
+const WINDOW_MAX_MS = 60_000; // the timeline shows at most the last minute…
+const WINDOW_MIN_MS = 20_000; // …and starts at 20 s, growing with the page's age
+const STARTED = Date.now();
 const BUCKET_MS = 500;
 const TABLE_ROWS = 12;
 const UNLOAD_KEY = 'bep-demo-unload';
@@ -114,7 +116,11 @@ function startProcessor(options) {
   if (old && old.state === 'open') retire(old, `replaced by #${entry.gen}`);
   const desc = `batchSize ${options.batchSize}, flushInterval ${fmt(options.flushInterval)} ms, maxQueueSize ${fmt(options.maxQueueSize)}`;
   log(`processor <b>#${entry.gen}</b> started: ${desc}`);
-  if (entry.gen > 1) markers.push({ t: Date.now(), label: `#${entry.gen}: batchSize ${options.batchSize}` });
+  if (old) {
+    const changed = Object.keys(options).filter((k) => options[k] !== old.options[k]);
+    const what = changed.map((k) => `${k} ${k === 'flushInterval' ? `${options[k] / 1000} s` : fmt(options[k])}`).join(', ');
+    markers.push({ t: Date.now(), label: what || `processor #${entry.gen}` });
+  }
   renderOptionsCode(options);
   setOpenUi(true);
   return true;
@@ -378,18 +384,27 @@ function renderTable() {
       const impPct = b.events ? (100 * b.impressions) / b.events : 0;
       tr.innerHTML =
         `<td>${b.seq}</td><td class="t">${clock(b.t)}</td><td>#${b.gen}</td><td class="num">${fmt(b.events)}</td>` +
-        `<td><span class="mix" title="${b.impressions} impressions, ${conv} conversions"><i class="imp" style="width:${impPct}%"></i><i class="conv" style="width:${100 - impPct}%"></i></span>` +
+        `<td class="mixcell"><span class="mix" title="${b.impressions} impressions, ${conv} conversions"><i class="imp" style="width:${impPct}%"></i><i class="conv" style="width:${100 - impPct}%"></i></span>` +
         `<span class="mix-text">${b.impressions} imp · ${conv} conv</span></td>` +
         `<td class="num">${fmt(b.bytes)}</td><td class="attempts"></td>` +
-        `<td><details><summary>JSON</summary><pre></pre></details></td>`;
+        `<td><details><summary>JSON</summary></details></td>`;
       const details = tr.querySelector('details');
       details.addEventListener('toggle', () => {
-        if (!details.open || details.dataset.filled) return;
+        const next = tr.nextElementSibling;
+        if (!details.open) {
+          if (next?.classList.contains('json')) next.remove();
+          return;
+        }
         const le = b.logEvent;
+        if (!le) return;
         const shown = { url: le.url, httpVerb: le.httpVerb, headers: le.headers, params: le.params };
-        details.querySelector('pre').textContent =
-          `// body: ${fmt(b.bytes)} bytes of JSON, sent as is; params is that body parsed\n` + JSON.stringify(shown, null, 2);
-        details.dataset.filled = '1';
+        const row = document.createElement('tr');
+        row.className = 'json';
+        row.innerHTML = '<td colspan="8"><pre></pre></td>';
+        row.querySelector('pre').textContent =
+          `// LogEvent #${b.seq}: body is ${fmt(b.bytes)} bytes of JSON, sent as is; params is that body parsed\n` +
+          JSON.stringify(shown, null, 2);
+        tr.after(row);
       });
       body.prepend(tr);
       rows.set(b.seq, { tr, batch: b, key: null });
@@ -397,6 +412,7 @@ function renderTable() {
     renderedSeq = batches[batches.length - 1].seq;
     for (const [seq, row] of rows) {
       if (rows.size <= TABLE_ROWS) break;
+      if (row.tr.nextElementSibling?.classList.contains('json')) row.tr.nextElementSibling.remove();
       row.tr.remove();
       row.batch.logEvent = null; // let the LogEvent go
       rows.delete(seq);
@@ -423,12 +439,15 @@ function renderChart() {
   const el = $('#chart');
   const W = el.clientWidth || 800;
   const H = el.clientHeight || 250;
-  const m = { l: 44, r: 40, t: 24, b: 22 };
+  const m = { l: 44, r: 62, t: 36, b: 22 };
   const now = Date.now();
-  const start = now - WINDOW_MS;
+  const windowMs = Math.min(WINDOW_MAX_MS, Math.max(WINDOW_MIN_MS, now - STARTED + 5000));
+  const start = now - windowMs;
   const plotW = W - m.l - m.r;
-  const x = (t) => m.l + ((t - start) / WINDOW_MS) * plotW;
-  const bw = (BUCKET_MS / WINDOW_MS) * plotW;
+  const x = (t) => m.l + ((t - start) / windowMs) * plotW;
+  const bw = (BUCKET_MS / windowMs) * plotW;
+  const windowText = `last ${Math.round(windowMs / 1000)} s, half-second columns`;
+  if ($('#chart-window').textContent !== windowText) $('#chart-window').textContent = windowText;
   const mid = m.t + (H - m.t - m.b) / 2;
   const half = (H - m.t - m.b) / 2 - 2;
 
@@ -467,7 +486,7 @@ function renderChart() {
   for (const v of [...NICE].reverse()) {
     if (v > top) continue;
     const h = s(v);
-    if (lastY - h < 15) continue;
+    if (lastY - h < 15 || h < 11) continue;
     ticks.push(v);
     lastY = h;
   }
@@ -478,8 +497,9 @@ function renderChart() {
       out.push(`<text x="${m.l - 6}" y="${y + 3.5}" text-anchor="end">${fmt(v)}</text>`);
     }
   }
-  // x grid: every 10 s on the clock
-  for (let t = Math.ceil(start / 10_000) * 10_000; t <= now; t += 10_000) {
+  // x grid: every 5 or 10 s on the clock
+  const step = windowMs <= 30_000 ? 5_000 : 10_000;
+  for (let t = Math.ceil(start / step) * step; t <= now; t += step) {
     const xx = x(t);
     out.push(`<line class="grid" x1="${xx}" x2="${xx}" y1="${m.t}" y2="${H - m.b}"/>`);
     if (xx < W - m.r - 40) out.push(`<text x="${xx}" y="${H - 6}" text-anchor="middle">${clock(t, false)}</text>`);
@@ -533,16 +553,30 @@ function renderChart() {
   out.push(`<text class="lane" x="${W - m.r + 6}" y="${mid + 14}">answered</text>`);
   out.push(`<text x="${m.l - 6}" y="${m.t - 10}" text-anchor="end">events</text>`);
 
-  // markers (fault switches, new processors, flushes)
-  let lastLabelX = -Infinity;
-  let row = 0;
+  // markers (fault switches, new processors, flushes): a dashed line each, and a label
+  // in the first of two rows where it fits (newest first, so the latest is never hidden)
+  const groups = []; // markers a few pixels apart share one label
   for (const mk of markers) {
     const xx = x(mk.t);
-    out.push(`<line class="marker" x1="${xx}" x2="${xx}" y1="${m.t - 2}" y2="${H - m.b}"/>`);
-    row = xx - lastLabelX < 90 ? (row + 1) % 2 : 0;
-    const anchor = xx > W - m.r - 60 ? 'end' : 'start';
-    out.push(`<text class="marker-label" x="${xx + (anchor === 'end' ? -4 : 4)}" y="${m.t - 6 + row * 11}" text-anchor="${anchor}">${esc(mk.label)}</text>`);
-    lastLabelX = xx;
+    if (xx < m.l) continue;
+    const g = groups[groups.length - 1];
+    if (g && xx - g.x1 < 12) {
+      g.label += ` · ${mk.label}`;
+      g.x1 = xx;
+    } else groups.push({ x: xx, x1: xx, label: mk.label });
+  }
+  const rowsEnd = [Infinity, Infinity]; // leftmost x taken in each label row
+  for (const mk of groups.reverse()) {
+    const xx = mk.x;
+    if (mk.x1 !== mk.x) out.push(`<line class="marker" x1="${mk.x1}" x2="${mk.x1}" y1="${m.t - 14}" y2="${H - m.b}"/>`);
+    const textW = mk.label.length * 6.1 + 8;
+    const right = Math.min(xx + textW, W - 2);
+    const left = right - textW;
+    const row = rowsEnd.findIndex((end) => right <= end - 6);
+    out.push(`<line class="marker" x1="${xx}" x2="${xx}" y1="${row === 1 ? m.t - 26 : m.t - 14}" y2="${H - m.b}"/>`);
+    if (row === -1) continue;
+    rowsEnd[row] = left;
+    out.push(`<text class="marker-label" x="${left + 3}" y="${m.t - 18 - row * 13}">${esc(mk.label)}</text>`);
   }
   el.innerHTML = `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="batches sent and collector answers over the last minute">${out.join('')}</svg>`;
 }

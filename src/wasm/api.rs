@@ -10,7 +10,7 @@ use std::rc::{Rc, Weak};
 use js_sys::{Array, Function, Promise};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use super::dispatch;
 use super::error::Error;
@@ -34,6 +34,8 @@ extern "C" {
 struct Inner {
     core: RefCell<Processor>,
     dispatcher: Option<Function>,
+    /// Called with the promise of every send (Workers' `waitUntil`).
+    wait_until: Option<Function>,
     dispatch_timeout_ms: u32,
     close_timeout_ms: f64,
     dispatch_listeners: RefCell<Listeners>,
@@ -47,6 +49,10 @@ struct Inner {
     /// Set when `close()` has resolved: no timer is armed any more.
     stopped: Cell<bool>,
 }
+
+/// Longest `flushWith` keeps a Worker alive: under the 30 s Workers allow after the
+/// response.
+const FLUSH_WITH_CAP_MS: u32 = 25_000;
 
 fn now() -> f64 {
     js_sys::Date::now()
@@ -110,14 +116,19 @@ impl Inner {
             notify(self.dispatch_listeners.borrow().snapshot(), &log_event);
         }
         let inner = Rc::clone(self);
-        spawn_local(async move {
+        let send = future_to_promise(async move {
             let timeout = inner.dispatch_timeout_ms;
             let outcome = match &inner.dispatcher {
                 Some(f) => dispatch::call(f, &log_event, timeout, now()).await,
                 None => dispatch::post(&batch.url, &batch.body, timeout, now()).await,
             };
             inner.settle(batch.id, outcome);
+            Ok(JsValue::UNDEFINED)
         });
+        if let Some(wait_until) = &self.wait_until {
+            // A waitUntil that throws (e.g. outside a request) must not break sending.
+            let _ = wait_until.call1(&JsValue::UNDEFINED, &send);
+        }
     }
 
     fn settle(self: &Rc<Self>, id: u64, outcome: Outcome) {
@@ -299,6 +310,7 @@ impl BatchEventProcessor {
             inner: Rc::new(Inner {
                 core: RefCell::new(Processor::new(options.config)),
                 dispatcher: options.dispatcher,
+                wait_until: options.wait_until,
                 dispatch_timeout_ms: options.dispatch_timeout_ms,
                 close_timeout_ms: options.close_timeout_ms,
                 dispatch_listeners: RefCell::new(Listeners::default()),
@@ -440,6 +452,31 @@ impl BatchEventProcessor {
         self.inner.core.borrow_mut().flush();
         self.inner.pump();
         self.inner.unsent_settled()
+    }
+
+    /// Workers: `flush()` under `ctx.waitUntil`, so that every event processed during
+    /// the request is sent before the isolate may go away. The promise handed to
+    /// `waitUntil` (and returned) resolves once the flush has settled or after 25 s at
+    /// most (Workers allow 30 s of `waitUntil` work), never rejects, and a `waitUntil`
+    /// that throws is ignored.
+    #[wasm_bindgen(js_name = flushWith, unchecked_return_type = "Promise<void>")]
+    pub fn flush_with(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "{ waitUntil(promise: Promise<unknown>): void }")]
+        ctx: JsValue,
+    ) -> Promise {
+        let flushed = self.flush();
+        let capped = future_to_promise(async move {
+            let (cap, _timer) = deadline(FLUSH_WITH_CAP_MS, JsValue::UNDEFINED, || ());
+            let _ = JsFuture::from(Promise::race(&Array::of2(&flushed, &cap))).await;
+            Ok(JsValue::UNDEFINED)
+        });
+        if let Ok(wait_until) = js_sys::Reflect::get(&ctx, &JsValue::from_str("waitUntil")) {
+            if let Some(f) = wait_until.dyn_ref::<Function>() {
+                let _ = f.call1(&ctx, &capped);
+            }
+        }
+        capped
     }
 
     /// Refuses further events, sends everything queued and keeps retrying until all is

@@ -30,6 +30,8 @@ export interface BatchEventProcessorOptions {
   dispatchTimeout?: number;
   /** Longest time `close()` keeps retrying before it resolves with what is still pending, in ms. Default 15000. */
   closeTimeout?: number;
+  /** Workers: called with the promise of every send, e.g. `waitUntil` from `cloudflare:workers`, so no send is cut off when the request ends. */
+  waitUntil?: (promise: Promise<unknown>) => void;
 }
 
 /** Exponential backoff with full jitter: the wait before retry n is uniform in [0, min(maxBackoff, initialBackoff * 2^n)]. */
@@ -177,6 +179,8 @@ pub struct Options {
     pub config: Config,
     /// A custom dispatcher, if given.
     pub dispatcher: Option<Function>,
+    /// `waitUntil`, if given.
+    pub wait_until: Option<Function>,
     /// `dispatchTimeout`, in ms.
     pub dispatch_timeout_ms: u32,
     /// `closeTimeout`, in ms.
@@ -304,17 +308,24 @@ impl Options {
                 _ => return Err(invalid("endpoint", "an http:// or https:// URL", &v)),
             }
         }
-        let dispatcher = match read(options, "dispatcher")? {
-            None => None,
-            Some(v) if v.is_function() => Some(v.into()),
-            Some(v) => return Err(invalid("dispatcher", "a function", &v)),
-        };
+        let dispatcher = function(options, "dispatcher")?;
+        let wait_until = function(options, "waitUntil")?;
         Ok(Options {
             config,
             dispatcher,
+            wait_until,
             dispatch_timeout_ms,
             close_timeout_ms,
         })
+    }
+}
+
+/// An optional function.
+fn function(options: &JsValue, field: &'static str) -> Result<Option<Function>, Error> {
+    match read(options, field)? {
+        None => Ok(None),
+        Some(v) if v.is_function() => Ok(Some(v.into())),
+        Some(v) => Err(invalid(field, "a function", &v)),
     }
 }
 

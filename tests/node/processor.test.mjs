@@ -314,3 +314,38 @@ test('uuid and timestamp are filled in when omitted', async () => {
   assert.match(ev.uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   assert.ok(ev.timestamp >= before && ev.timestamp <= Date.now());
 });
+
+test('flushWith(ctx) hands a capped, never-rejecting flush to ctx.waitUntil and survives a throwing waitUntil', async () => {
+  const from = collector.requests.length;
+  const p = new BatchEventProcessor({ endpoint: collector.url });
+  const handed = [];
+  p.process(impression());
+  const r = p.flushWith({ waitUntil: (promise) => handed.push(promise) });
+  assert.equal(handed.length, 1);
+  assert.equal(handed[0], r);
+  await r;
+  assert.equal(sent(from).length, 1);
+  p.process(impression());
+  await p.flushWith({
+    waitUntil() {
+      throw new Error('waitUntil outside a request');
+    },
+  });
+  assert.equal(sent(from).length, 2);
+  await p.flushWith({}); // no waitUntil at all
+  await p.close();
+});
+
+test('the waitUntil option receives the promise of every send', async () => {
+  const promises = [];
+  const p = new BatchEventProcessor({ batchSize: 2, endpoint: collector.url, waitUntil: (x) => promises.push(x) });
+  for (let i = 0; i < 6; i++) p.process(impression());
+  assert.equal(promises.length, 3);
+  await Promise.all(promises);
+  assert.equal(p.stats().dispatched, 6);
+  const q = new BatchEventProcessor({ batchSize: 1, endpoint: collector.url, waitUntil: () => { throw new Error('no request'); } });
+  q.process(impression());
+  await q.close();
+  assert.equal(q.stats().dispatched, 1);
+  await p.close();
+});
