@@ -283,3 +283,48 @@ fn flush_does_not_cut_a_retry_wait_short() {
     p.close();
     assert_eq!(p.poll_timeout(), Some(wake));
 }
+
+#[test]
+fn unload_hands_out_everything_at_once_in_bodies_under_the_limit() {
+    let mut p = processor(100);
+    let c = Ctx::default();
+    for i in 0..40 {
+        p.process(
+            &common::conversion(&c, "alice", &format!("u{i}"), &"x".repeat(300)),
+            0.0,
+        )
+        .unwrap();
+    }
+    p.flush();
+    let first = drain(&mut p, 0.0);
+    assert_eq!(first.len(), 1);
+    p.on_dispatch_result(first[0].id, fail(500), 0.0); // now waiting for a retry
+    p.process(&common::conversion(&c, "bob", "late", ""), 1.0)
+        .unwrap(); // pending
+    let big = common::conversion(&c, "carol", "huge", &"y".repeat(70_000));
+    p.process(&big, 1.0).unwrap();
+    let out = p.drain_for_unload(4000);
+    let mut seen: Vec<String> = out.iter().flat_map(|d| uuids(&d.body)).collect();
+    for d in &out {
+        assert!(d.body.len() <= 4000, "{}", d.body.len());
+    }
+    assert!(out
+        .iter()
+        .all(|d| !d.first_attempt || uuids(&d.body) == ["late"]));
+    seen.sort();
+    let mut want: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
+    want.push("late".into());
+    want.sort();
+    assert_eq!(seen, want);
+    // The event too large for a beacon is left to a normal send.
+    let rest = drain(&mut p, 1.0);
+    assert_eq!(
+        rest.iter().flat_map(|d| uuids(&d.body)).collect::<Vec<_>>(),
+        ["huge"]
+    );
+    for d in out.iter().chain(&rest) {
+        p.on_dispatch_result(d.id, Outcome::Delivered, 1.0);
+    }
+    assert_eq!(p.stats().dispatched, 42);
+    assert!(p.is_idle());
+}

@@ -509,6 +509,72 @@ impl Processor {
         true
     }
 
+    /// The page is going away: seals everything pending and hands out every unsettled
+    /// batch at once (in flight ones again too: a page that unloads cancels its
+    /// requests, so duplicates are preferred to loss), re-chunked into bodies of at
+    /// most `max_body` bytes, for a beacon or a `keepalive` request. Order and backoff
+    /// are ignored: there is no later. An event too large for `max_body` alone stays
+    /// in a normal batch.
+    pub fn drain_for_unload(&mut self, max_body: usize) -> Vec<Dispatch> {
+        self.flush();
+        let batches: Vec<Batch> = self.batches.drain(..).collect();
+        self.held_events = 0;
+        let mut out = Vec::new();
+        for b in batches {
+            let header = b.context.header.len() + BODY_TAIL.len();
+            let mut chunk: Vec<Record> = Vec::new();
+            let mut size = header;
+            let mut oversized = Vec::new();
+            for r in b.records {
+                if header + r.bytes > max_body {
+                    oversized.push(r);
+                    continue;
+                }
+                let extra = r.bytes + usize::from(!chunk.is_empty());
+                if !chunk.is_empty() && size + extra > max_body {
+                    out.push(self.unload_batch(
+                        &b.context,
+                        &b.url,
+                        std::mem::take(&mut chunk),
+                        b.sent_before,
+                    ));
+                    size = header;
+                }
+                size += r.bytes + usize::from(!chunk.is_empty());
+                chunk.push(r);
+            }
+            if !chunk.is_empty() {
+                out.push(self.unload_batch(&b.context, &b.url, chunk, b.sent_before));
+            }
+            if !oversized.is_empty() {
+                self.push_batch(b.context, b.url, oversized, b.retries, b.sent_before, None);
+            }
+        }
+        out
+    }
+
+    /// A new batch of `records`, already in flight.
+    fn unload_batch(
+        &mut self,
+        context: &Rc<BatchContext>,
+        url: &Rc<str>,
+        records: Vec<Record>,
+        sent_before: bool,
+    ) -> Dispatch {
+        let dispatch = Dispatch {
+            id: self.next_id,
+            url: url.to_string(),
+            body: render(context, &records),
+            events: records.len(),
+            first_attempt: !sent_before,
+        };
+        self.push_batch(Rc::clone(context), Rc::clone(url), records, 0, true, None);
+        if let Some(b) = self.batches.back_mut() {
+            b.state = State::InFlight;
+        }
+        dispatch
+    }
+
     /// The next batch given up since the last call.
     pub fn poll_failure(&mut self) -> Option<Failure> {
         self.failures.pop_front()

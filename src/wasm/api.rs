@@ -29,7 +29,14 @@ extern "C" {
     pub(crate) fn show(value: &JsValue) -> String;
     #[wasm_bindgen(catch)]
     fn unbatch(log_event: &JsValue) -> Result<Vec<String>, JsValue>;
+    #[wasm_bindgen(js_name = watchPage)]
+    fn watch_page(on_hide: &Function) -> JsValue;
+    fn beacon(url: &str, body: &str) -> Promise;
 }
+
+/// Largest body sent while the page goes away: beacons and keepalive requests are
+/// capped at 64 KiB.
+const UNLOAD_BODY_BYTES: usize = 64_000;
 
 struct Inner {
     core: RefCell<Processor>,
@@ -46,6 +53,8 @@ struct Inner {
     /// `resolve` functions waiting for the processor to become idle.
     idle_waiters: RefCell<Vec<Function>>,
     closing: RefCell<Option<Promise>>,
+    /// Removes the page lifecycle listeners (browsers with `flushOnHide`).
+    unwatch_page: RefCell<Option<Function>>,
     /// Set when `close()` has resolved: no timer is armed any more.
     stopped: Cell<bool>,
 }
@@ -110,7 +119,21 @@ impl Inner {
         });
     }
 
+    /// The page is being hidden or left: send everything now, in bodies a beacon takes.
+    /// The processor goes on working if the page stays or comes back.
+    fn on_page_hide(self: &Rc<Self>) {
+        let batches = self.core.borrow_mut().drain_for_unload(UNLOAD_BODY_BYTES);
+        for batch in batches {
+            self.send(batch, true);
+        }
+        self.pump();
+    }
+
     fn start(self: &Rc<Self>, batch: Dispatch) {
+        self.send(batch, false);
+    }
+
+    fn send(self: &Rc<Self>, batch: Dispatch, page_hidden: bool) {
         let log_event = make_log_event(&batch.url, &batch.body);
         if batch.first_attempt {
             notify(self.dispatch_listeners.borrow().snapshot(), &log_event);
@@ -119,7 +142,13 @@ impl Inner {
         let send = future_to_promise(async move {
             let timeout = inner.dispatch_timeout_ms;
             let outcome = match &inner.dispatcher {
-                Some(f) => dispatch::call(f, &log_event, timeout, now()).await,
+                Some(f) => dispatch::call(f, &log_event, page_hidden, timeout, now()).await,
+                None if page_hidden => {
+                    match JsFuture::from(beacon(&batch.url, &batch.body)).await {
+                        Ok(v) if v.is_truthy() => Outcome::Delivered,
+                        _ => Outcome::NETWORK_ERROR,
+                    }
+                }
                 None => dispatch::post(&batch.url, &batch.body, timeout, now()).await,
             };
             inner.settle(batch.id, outcome);
@@ -306,7 +335,8 @@ impl BatchEventProcessor {
         options: JsValue,
     ) -> Result<BatchEventProcessor, JsValue> {
         let options = Options::parse(&options)?;
-        Ok(BatchEventProcessor {
+        let flush_on_hide = options.flush_on_hide;
+        let processor = BatchEventProcessor {
             inner: Rc::new(Inner {
                 core: RefCell::new(Processor::new(options.config)),
                 dispatcher: options.dispatcher,
@@ -319,9 +349,25 @@ impl BatchEventProcessor {
                 flush_waiters: RefCell::new(HashMap::new()),
                 idle_waiters: RefCell::new(Vec::new()),
                 closing: RefCell::new(None),
+                unwatch_page: RefCell::new(None),
                 stopped: Cell::new(false),
             }),
-        })
+        };
+        if flush_on_hide {
+            let weak = Rc::downgrade(&processor.inner);
+            let on_hide = Closure::<dyn Fn()>::new(move || {
+                if let Some(inner) = weak.upgrade() {
+                    inner.on_page_hide();
+                }
+            });
+            let unwatch = watch_page(on_hide.as_ref().unchecked_ref());
+            if let Ok(unwatch) = unwatch.dyn_into::<Function>() {
+                // The closure lives as long as the listeners (until close()).
+                on_hide.forget();
+                *processor.inner.unwatch_page.borrow_mut() = Some(unwatch);
+            }
+        }
+        Ok(processor)
     }
 
     /// Queues one event. Returns `true` if accepted, `false` if dropped because the
@@ -490,6 +536,9 @@ impl BatchEventProcessor {
         }
         self.inner.core.borrow_mut().close();
         self.inner.pump();
+        if let Some(unwatch) = self.inner.unwatch_page.borrow_mut().take() {
+            let _ = unwatch.call0(&JsValue::UNDEFINED);
+        }
         let p = future_to_promise(Rc::clone(&self.inner).finish());
         *self.inner.closing.borrow_mut() = Some(p.clone());
         p

@@ -86,13 +86,23 @@ fn with_retry_after(outcome: Outcome, header: Option<&str>, now_ms: f64) -> Outc
 /// `{ statusCode, retryAfter? }` by status, `true`/`undefined`/an object without
 /// `statusCode` as delivered, `false` as a retryable failure; a throw, a rejection or a
 /// timeout is a network error.
+///
+/// The second argument, `{ pageHidden }`, tells the dispatcher whether the page is going
+/// away (then it should use `navigator.sendBeacon` or `fetch(..., { keepalive: true })`).
 pub async fn call(
     dispatcher: &Function,
     log_event: &JsValue,
+    page_hidden: bool,
     timeout_ms: u32,
     now_ms: f64,
 ) -> Outcome {
-    let value = match dispatcher.call1(&JsValue::UNDEFINED, log_event) {
+    let flags = Object::new();
+    let _ = Reflect::set(
+        &flags,
+        &JsValue::from_str("pageHidden"),
+        &JsValue::from_bool(page_hidden),
+    );
+    let value = match dispatcher.call2(&JsValue::UNDEFINED, log_event, &flags) {
         Ok(v) => v,
         Err(_) => return Outcome::NETWORK_ERROR,
     };

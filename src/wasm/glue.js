@@ -218,3 +218,60 @@ export function unbatch(logEvent) {
   });
   return packed;
 }
+
+/**
+ * Browsers only (detected at run time): calls `onHide` when the page is hidden or
+ * being left (`visibilitychange` to hidden, `pagehide`). Returns a function that
+ * removes the listeners, or undefined where there is no page. No `unload` listener:
+ * it would keep the page out of the back/forward cache.
+ */
+export function watchPage(onHide) {
+  const doc = globalThis.document;
+  if (!doc || typeof doc.addEventListener !== 'function' || typeof globalThis.addEventListener !== 'function') {
+    return undefined;
+  }
+  const onVisibility = () => {
+    if (doc.visibilityState === 'hidden') onHide();
+  };
+  doc.addEventListener('visibilitychange', onVisibility);
+  globalThis.addEventListener('pagehide', onHide);
+  return () => {
+    doc.removeEventListener('visibilitychange', onVisibility);
+    globalThis.removeEventListener('pagehide', onHide);
+  };
+}
+
+function sameOrigin(url) {
+  try {
+    return new URL(url, globalThis.location.href).origin === globalThis.location.origin;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Sends a body while the page goes away: `navigator.sendBeacon`, or a `keepalive`
+ * fetch when the beacon is refused. To another origin the body goes as `text/plain`, a
+ * CORS-safelisted type: Chromium refuses a cross-origin beacon whose type is
+ * application/json, and a preflighted keepalive request can be lost silently.
+ * Resolves with true when the browser took the request (a beacon) or it got a 2xx.
+ */
+export function beacon(url, body) {
+  const type = sameOrigin(url) ? 'application/json' : 'text/plain;charset=UTF-8';
+  const nav = globalThis.navigator;
+  try {
+    if (nav && typeof nav.sendBeacon === 'function' && nav.sendBeacon(url, new Blob([body], { type }))) {
+      return Promise.resolve(true);
+    }
+  } catch {
+    // fall through to fetch
+  }
+  try {
+    return fetch(url, { method: 'POST', body, headers: { 'Content-Type': type }, keepalive: true }).then(
+      (r) => r.ok,
+      () => false,
+    );
+  } catch {
+    return Promise.resolve(false);
+  }
+}

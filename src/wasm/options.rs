@@ -23,13 +23,15 @@ export interface BatchEventProcessorOptions {
   /** http(s) URL every batch is POSTed to. Default: the Optimizely log-tier endpoint of each event's region. */
   endpoint?: string;
   /** Sends a batch instead of the default `fetch` POST. See README for how results map to success and failure. */
-  dispatcher?: (logEvent: LogEvent) => DispatchResult | Promise<DispatchResult>;
+  dispatcher?: (logEvent: LogEvent, flags: DispatchFlags) => DispatchResult | Promise<DispatchResult>;
   /** Retry policy for failed batches, or `false` to never retry. Default `{ maxRetries: 10, initialBackoff: 500, maxBackoff: 30000 }`. */
   retry?: false | RetryOptions;
   /** Longest time one send may take before it counts as a network error (and is aborted), in ms. Default 10000. */
   dispatchTimeout?: number;
   /** Longest time `close()` keeps retrying before it resolves with what is still pending, in ms. Default 15000. */
   closeTimeout?: number;
+  /** Browsers: when the page is hidden or left, send everything queued at once with `navigator.sendBeacon` (or a keepalive fetch) in bodies under 64 KB. Default true. */
+  flushOnHide?: boolean;
   /** Workers: called with the promise of every send, e.g. `waitUntil` from `cloudflare:workers`, so no send is cut off when the request ends. */
   waitUntil?: (promise: Promise<unknown>) => void;
 }
@@ -45,6 +47,12 @@ export interface RetryOptions {
 }
 
 /** What a custom dispatcher may return (or resolve with). `retryAfter` is a Retry-After header value (seconds or an HTTP date), honoured with 429 and 503. */
+/** The second argument of a custom dispatcher. */
+export interface DispatchFlags {
+  /** The page is being hidden or left: use `navigator.sendBeacon` or `fetch(..., { keepalive: true })`, and keep the body under 64 KB. */
+  pageHidden: boolean;
+}
+
 export type DispatchResult = { statusCode?: number; retryAfter?: string | number } | boolean | void;
 
 /** What `onDispatchError` listeners receive when a batch is given up. */
@@ -181,6 +189,8 @@ pub struct Options {
     pub dispatcher: Option<Function>,
     /// `waitUntil`, if given.
     pub wait_until: Option<Function>,
+    /// `flushOnHide`: send everything when the page is hidden or left (browsers).
+    pub flush_on_hide: bool,
     /// `dispatchTimeout`, in ms.
     pub dispatch_timeout_ms: u32,
     /// `closeTimeout`, in ms.
@@ -310,10 +320,17 @@ impl Options {
         }
         let dispatcher = function(options, "dispatcher")?;
         let wait_until = function(options, "waitUntil")?;
+        let flush_on_hide = match read(options, "flushOnHide")? {
+            None => true,
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| invalid("flushOnHide", "a boolean", &v))?,
+        };
         Ok(Options {
             config,
             dispatcher,
             wait_until,
+            flush_on_hide,
             dispatch_timeout_ms,
             close_timeout_ms,
         })
