@@ -288,6 +288,11 @@ fn flush_does_not_cut_a_retry_wait_short() {
 fn unload_hands_out_everything_at_once_in_bodies_under_the_limit() {
     let mut p = processor(100);
     let c = Ctx::default();
+    p.process(&common::conversion(&c, "zed", "failed", ""), 0.0)
+        .unwrap();
+    p.flush();
+    let first = drain(&mut p, 0.0);
+    p.on_dispatch_result(first[0].id, fail(500), 0.0); // waits for a retry
     for i in 0..40 {
         p.process(
             &common::conversion(&c, "alice", &format!("u{i}"), &"x".repeat(300)),
@@ -296,9 +301,8 @@ fn unload_hands_out_everything_at_once_in_bodies_under_the_limit() {
         .unwrap();
     }
     p.flush();
-    let first = drain(&mut p, 0.0);
-    assert_eq!(first.len(), 1);
-    p.on_dispatch_result(first[0].id, fail(500), 0.0); // now waiting for a retry
+    let in_flight = drain(&mut p, 0.0);
+    assert_eq!(in_flight.len(), 1, "sent, no answer yet when the page goes");
     p.process(&common::conversion(&c, "bob", "late", ""), 1.0)
         .unwrap(); // pending
     let big = common::conversion(&c, "carol", "huge", &"y".repeat(70_000));
@@ -308,23 +312,52 @@ fn unload_hands_out_everything_at_once_in_bodies_under_the_limit() {
     for d in &out {
         assert!(d.body.len() <= 4000, "{}", d.body.len());
     }
-    assert!(out
-        .iter()
-        .all(|d| !d.first_attempt || uuids(&d.body) == ["late"]));
+    assert!(out.iter().all(|d| d.first_attempt));
     seen.sort();
-    let mut want: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
-    want.push("late".into());
-    want.sort();
-    assert_eq!(seen, want);
-    // The event too large for a beacon is left to a normal send.
-    let rest = drain(&mut p, 1.0);
     assert_eq!(
-        rest.iter().flat_map(|d| uuids(&d.body)).collect::<Vec<_>>(),
-        ["huge"]
+        seen,
+        ["late"],
+        "only what was never sent goes; the batch in flight keeps its request"
     );
+    let many = p.drain_for_unload(4000);
+    assert!(many.is_empty(), "nothing is handed out twice");
+    // The failed batch stays for a later attempt (it is persisted in a browser), and
+    // the event too large for a beacon is left to a normal send.
+    assert!(p.on_dispatch_result(in_flight[0].id, Outcome::Delivered, 1.0));
+    let wake = p.poll_timeout().unwrap();
+    p.handle_timeout(wake);
+    let rest = drain(&mut p, wake);
+    let mut rest_ids: Vec<String> = rest.iter().flat_map(|d| uuids(&d.body)).collect();
+    rest_ids.sort();
+    assert_eq!(rest_ids, ["failed", "huge"]);
     for d in out.iter().chain(&rest) {
-        p.on_dispatch_result(d.id, Outcome::Delivered, 1.0);
+        p.on_dispatch_result(d.id, Outcome::Delivered, wake);
     }
-    assert_eq!(p.stats().dispatched, 42);
+    assert_eq!(p.stats().dispatched, 43);
     assert!(p.is_idle());
+}
+
+#[test]
+fn unload_splits_what_is_queued_into_bodies_under_the_limit() {
+    let mut p = processor(30);
+    let c = Ctx::default();
+    for i in 0..40 {
+        p.process(
+            &common::conversion(&c, "alice", &format!("u{i}"), &"x".repeat(300)),
+            0.0,
+        )
+        .unwrap();
+    }
+    // 30 sealed by size (ready, not handed out yet) and 10 pending.
+    let out = p.drain_for_unload(4000);
+    assert!(out.len() > 2);
+    for d in &out {
+        assert!(d.body.len() <= 4000, "{}", d.body.len());
+    }
+    let seen: Vec<String> = out.iter().flat_map(|d| uuids(&d.body)).collect();
+    assert_eq!(
+        seen,
+        (0..40).map(|i| format!("u{i}")).collect::<Vec<_>>(),
+        "all, in order"
+    );
 }

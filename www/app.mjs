@@ -85,6 +85,9 @@ let colSince = 0;
 let lastMode = null;
 let mismatchSince = 0;
 let previousPage = null; // what the previous page left behind at pagehide
+let baseline = {}; // collector sessions when this page started
+const sessions = new Set([SESSION]); // endpoints (sessions) this page's batches went to
+let recovered = 0; // events of earlier pages this page's processors re-sent
 
 // ---------------------------------------------------------------------------------------
 // Processors.
@@ -163,6 +166,13 @@ function onBatch(entry, logEvent) {
     }
   }
   const now = Date.now();
+  const session = new URL(logEvent.url).searchParams.get('session');
+  if (session && session !== SESSION) {
+    // A batch an earlier page left unconfirmed in storage, recovered by this processor.
+    if (!sessions.has(session)) log(`recovering batches an earlier page left unconfirmed in <code>localStorage</code> (session ${esc(session.slice(0, 8))}…)`);
+    sessions.add(session);
+    recovered += events;
+  }
   const b = {
     seq: ++batchSeq, t: now, gen: entry.gen, proc: entry, events, impressions, bytes: encoder.encode(logEvent.body).length,
     first, attempts: [], logEvent,
@@ -226,7 +236,10 @@ async function setFault(mode) {
 
 function applyMode(mode, label) {
   if (mode === lastMode) return;
-  if (lastMode !== null) markers.push({ t: Date.now(), label: mode === 'ok' ? 'healthy' : mode === 'slow' ? 'slow' : `fault ${mode}` });
+  if (lastMode !== null) {
+    markers.push({ t: Date.now(), label: mode === 'ok' ? 'healthy' : mode === 'slow' ? 'slow' : `fault ${mode}` });
+    log(`collector is now <b>${esc(label)}</b>`);
+  }
   lastMode = mode;
   for (const b of document.querySelectorAll('.segmented button')) b.classList.toggle('on', b.dataset.mode === mode);
   $('#mode-label').textContent = label;
@@ -242,7 +255,7 @@ async function pollCollector() {
     const s = await r.json();
     colSince = s.now;
     for (const e of s.recent) {
-      if (e.session !== SESSION) continue;
+      if (!sessions.has(e.session)) continue;
       colPoints.push({ t: e.t + e.ms, status: e.status, events: e.events });
       const b = e.first && byFirstUuid.get(e.first);
       if (b) b.attempts.push(e.status);
@@ -264,7 +277,8 @@ function esc(s) {
 
 function bytes(n) {
   if (n < 10_000) return `${fmt(n)} B`;
-  if (n < 1_000_000) return `${(n / 1000).toFixed(1)} kB`;
+  if (n < 100_000) return `${(n / 1000).toFixed(1)} kB`;
+  if (n < 1_000_000) return `${Math.round(n / 1000)} kB`;
   return `${(n / 1e6).toFixed(2)} MB`;
 }
 
@@ -304,6 +318,8 @@ function renderOptionsCode(o) {
     `    maxBackoff: ${n(RETRY.maxBackoff)},`,
     `  },`,
     `  dispatchTimeout: ${n(DISPATCH_TIMEOUT)},`,
+    `  <span class="c">// defaults: flushOnHide: true,</span>`,
+    `  <span class="c">// storage: localStorage</span>`,
     `})`,
   ].join('\n');
 }
@@ -317,7 +333,14 @@ function renderCounters() {
     ? `processor #${current.gen}${current.state === 'open' ? '' : ` (${current.state})`} · ${procs.length} created, ${open} open · ${fmt(generated)} events generated`
     : '';
 
-  const mine = collector?.sessions?.[SESSION] ?? { batches: 0, events: 0, bytes: 0, rejected: 0, abandoned: 0, duplicates: 0 };
+  // The collector's counters for this page: its session, plus what it re-sent for
+  // earlier pages (to their sessions) since it started.
+  const mine = { batches: 0, events: 0, bytes: 0, rejected: 0, abandoned: 0, duplicates: 0 };
+  for (const id of sessions) {
+    const now = collector?.sessions?.[id];
+    if (!now) continue;
+    for (const k in mine) mine[k] += (now[k] ?? 0) - (baseline[id]?.[k] ?? 0);
+  }
   setCounter('col-events', mine.events);
   setCounter('col-batches', mine.batches);
   setCounter('col-bytes', mine.bytes, bytes(mine.bytes));
@@ -341,7 +364,7 @@ function renderCounters() {
     text = `✓ agree: ${fmt(mine.events)} events, ${bytes(mine.bytes)} on both sides`;
   } else if (moving > 0) {
     state = 'moving';
-    text = `${fmt(moving)} events on their way`;
+    text = `${fmt(moving)} on their way · sent ${fmt(t.dispatched)}, received ${fmt(mine.events)}`;
   } else {
     mismatchSince ||= Date.now();
     state = Date.now() - mismatchSince > 2000 ? 'differ' : 'moving';
@@ -354,7 +377,8 @@ function renderCounters() {
   if (collector) {
     const all = collector.events;
     const parts = [];
-    if (all !== mine.events) parts.push(`All pages since the server started: ${fmt(all)} events in ${fmt(collector.batches)} batches.`);
+    if (all !== mine.events) parts.push(`All pages since the server started: ${fmt(all)} events in ${fmt(collector.batches)} batch${collector.batches === 1 ? '' : 'es'}.`);
+    if (recovered) parts.push(`This page re-sent ${fmt(recovered)} events that earlier pages left unconfirmed in localStorage.`);
     if (previousPage) {
       const got = (collector.sessions?.[previousPage.session]?.events ?? 0) - previousPage.dispatched;
       parts.push(
@@ -551,7 +575,7 @@ function renderChart() {
   out.push(`<line class="axis" x1="${m.l}" x2="${W - m.r}" y1="${mid}" y2="${mid}"/>`);
   out.push(`<text class="lane" x="${W - m.r + 6}" y="${mid - 6}">sent</text>`);
   out.push(`<text class="lane" x="${W - m.r + 6}" y="${mid + 14}">answered</text>`);
-  out.push(`<text x="${m.l - 6}" y="${m.t - 10}" text-anchor="end">events</text>`);
+  out.push(`<text x="${m.l - 34}" y="${m.t - 10}">events, √ scale</text>`);
 
   // markers (fault switches, new processors, flushes): a dashed line each, and a label
   // in the first of two rows where it fits (newest first, so the latest is never hidden)
@@ -570,13 +594,20 @@ function renderChart() {
     const xx = mk.x;
     if (mk.x1 !== mk.x) out.push(`<line class="marker" x1="${mk.x1}" x2="${mk.x1}" y1="${m.t - 14}" y2="${H - m.b}"/>`);
     const textW = mk.label.length * 6.1 + 8;
-    const right = Math.min(xx + textW, W - 2);
-    const left = right - textW;
-    const row = rowsEnd.findIndex((end) => right <= end - 6);
-    out.push(`<line class="marker" x1="${xx}" x2="${xx}" y1="${row === 1 ? m.t - 26 : m.t - 14}" y2="${H - m.b}"/>`);
-    if (row === -1) continue;
-    rowsEnd[row] = left;
-    out.push(`<text class="marker-label" x="${left + 3}" y="${m.t - 18 - row * 13}">${esc(mk.label)}</text>`);
+    // right of the line if it fits, else left of it; first row first
+    let placed = null;
+    for (let row = 0; row < 2 && !placed; row++) {
+      for (const left of [Math.min(xx, W - 2 - textW), xx - textW]) {
+        if (left >= m.l - 30 && left + textW <= rowsEnd[row] - 6) {
+          placed = { row, left };
+          break;
+        }
+      }
+    }
+    out.push(`<line class="marker" x1="${xx}" x2="${xx}" y1="${placed?.row === 1 ? m.t - 26 : m.t - 14}" y2="${H - m.b}"/>`);
+    if (!placed) continue;
+    rowsEnd[placed.row] = placed.left;
+    out.push(`<text class="marker-label" x="${placed.left + 3}" y="${m.t - 18 - placed.row * 13}">${esc(mk.label)}</text>`);
   }
   el.innerHTML = `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="batches sent and collector answers over the last minute">${out.join('')}</svg>`;
 }
@@ -639,8 +670,11 @@ function wire() {
   });
   $('#reload').addEventListener('click', () => location.reload());
 
-  // Unload flush: the README's advice for browsers. Record what was still pending so
-  // the next page can show whether it arrived.
+  // The unload flush is the processor's own (`flushOnHide`, on by default: it sends what
+  // it holds with navigator.sendBeacon on pagehide / visibilitychange). This listener
+  // is registered before any processor exists, so it runs before theirs: it records
+  // what is still pending, and the next page shows whether it arrived. It must not call
+  // flush() itself: that starts a fetch the processor's beacon then sends again.
   addEventListener('pagehide', () => {
     const t = totals();
     try {
@@ -648,10 +682,6 @@ function wire() {
     } catch {
       // storage may be unavailable
     }
-    for (const e of procs) if (e.state === 'open') e.p.flush();
-  });
-  addEventListener('visibilitychange', () => {
-    if (document.visibilityState === 'hidden') for (const e of procs) if (e.state === 'open') e.p.flush();
   });
 }
 
@@ -676,9 +706,13 @@ async function main() {
     previousPage = null;
   }
   wire();
+  // What the collector holds before this page sends anything: a processor re-sends the
+  // batches an earlier page left unconfirmed in localStorage to that page's endpoint
+  // (its session), and they count here only from now on.
+  await pollCollector();
+  baseline = structuredClone(collector?.sessions ?? {});
   startProcessor(readOptions());
   if (previousPage) log(`reloaded: the previous page had ${fmt(previousPage.pending)} events queued or in flight at pagehide (see the collector card)`);
-  await pollCollector();
   render();
   setInterval(render, 200);
   setInterval(pollCollector, 500);

@@ -194,7 +194,7 @@ export async function startDemoServer({ port = 0, host = '127.0.0.1', quiet = tr
       if (p === '/collector/fault') {
         if (req.method !== 'POST') return sendJson(res, 405, { error: 'POST ?mode=ok|500|429|slow' }, { allow: 'POST' });
         const mode = url.searchParams.get('mode');
-        if (!Object.hasOwn(FAULTS, mode ?? '')) return sendJson(res, 400, { error: `mode must be one of ${Object.keys(FAULTS).join(', ')}` });
+        if (!Object.hasOwn(FAULTS, mode ?? '')) return sendJson(res, 400, { error: 'mode must be one of ok, 500, 429, slow' });
         collector.mode = mode;
         if (!quiet) console.log(`collector: ${FAULTS[mode].label}`);
         return sendJson(res, 200, { mode, label: FAULTS[mode].label });
@@ -207,7 +207,12 @@ export async function startDemoServer({ port = 0, host = '127.0.0.1', quiet = tr
         return sendJson(res, 200, { ok: true });
       }
       if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' });
-      const rel = decodeURIComponent(p);
+      let rel;
+      try {
+        rel = decodeURIComponent(p);
+      } catch {
+        return sendJson(res, 400, { error: 'malformed path' });
+      }
       const served = rel.startsWith('/pkg/')
         ? await serveFile(res, PKG, rel.slice('/pkg/'.length), req.method)
         : await serveFile(res, WWW, rel.slice(1), req.method);

@@ -34,6 +34,9 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// Seed of the backoff jitter.
     pub jitter_seed: u64,
+    /// A send with no outcome after this long counts as a network error (a backstop
+    /// for a dispatcher whose own timeout could not fire); `None` waits forever.
+    pub in_flight_limit_ms: Option<f64>,
 }
 
 impl Default for Config {
@@ -46,6 +49,7 @@ impl Default for Config {
             endpoint: None,
             retry: RetryPolicy::default(),
             jitter_seed: 0x5EED,
+            in_flight_limit_ms: None,
         }
     }
 }
@@ -152,8 +156,8 @@ pub struct Stats {
 enum State {
     /// Waiting for its turn to be handed out.
     Ready,
-    /// Handed to the dispatcher; its outcome is awaited.
-    InFlight,
+    /// Handed to the dispatcher at this time; its outcome is awaited.
+    InFlight(f64),
     /// Failed; ready again at this time.
     Waiting(f64),
 }
@@ -222,6 +226,9 @@ pub struct Processor {
     next_id: u64,
     stats: Stats,
     closed: bool,
+    /// `false` once `poll_dispatch` found nothing to send and nothing changed since:
+    /// keeps every `process()` call cheap while batches stall (e.g. an outage).
+    dirty: bool,
 }
 
 impl Processor {
@@ -243,6 +250,7 @@ impl Processor {
             next_id: 1,
             stats: Stats::default(),
             closed: false,
+            dirty: true,
         }
     }
 
@@ -372,9 +380,25 @@ impl Processor {
         for b in self.batches.iter_mut() {
             if matches!(b.state, State::Waiting(t) if t <= now_ms) {
                 b.state = State::Ready;
+                self.dirty = true;
             }
         }
+        let paused = self.paused.len();
         self.paused.retain(|(_, until)| *until > now_ms);
+        self.dirty |= paused != self.paused.len();
+        // A send whose outcome never came (in workerd, a fetch of a request that ended
+        // is dropped silently) counts as a network error once it is overdue.
+        if let Some(limit) = self.config.in_flight_limit_ms {
+            let stale: Vec<u64> = self
+                .batches
+                .iter()
+                .filter(|b| matches!(b.state, State::InFlight(t) if t + limit <= now_ms))
+                .map(|b| b.id)
+                .collect();
+            for id in stale {
+                self.on_dispatch_result(id, Outcome::NETWORK_ERROR, now_ms);
+            }
+        }
     }
 
     /// Seals everything pending into batches, now. Batches waiting for a retry keep
@@ -399,12 +423,20 @@ impl Processor {
     /// The next batch to send now, if any, in the order batches were sealed; see
     /// [`Lane`] for what may go.
     pub fn poll_dispatch(&mut self, now_ms: f64) -> Option<Dispatch> {
-        let chosen = self
+        // Cheap exits, taken on every call while nothing can go (e.g. during an outage).
+        if !self.dirty || !self.batches.iter().any(|b| b.state == State::Ready) {
+            return None;
+        }
+        let Some(chosen) = self
             .lanes(now_ms)
             .into_iter()
-            .position(|lane| lane == Lane::Sendable)?;
+            .position(|lane| lane == Lane::Sendable)
+        else {
+            self.dirty = false;
+            return None;
+        };
         let b = &mut self.batches[chosen];
-        b.state = State::InFlight;
+        b.state = State::InFlight(now_ms);
         let first_attempt = !b.sent_before;
         if b.sent_before {
             self.stats.retried += 1;
@@ -422,15 +454,18 @@ impl Processor {
     /// Where each sealed batch stands, in order.
     fn lanes(&self, now_ms: f64) -> Vec<Lane> {
         let mut stalled: HashSet<u64> = HashSet::new();
+        let any_paused = self.paused.iter().any(|(_, until)| *until > now_ms);
         let mut lanes = Vec::with_capacity(self.batches.len());
         for b in &self.batches {
-            let shares = |set: &HashSet<u64>| b.visitors.iter().any(|v| set.contains(v));
-            let paused = self
-                .paused
-                .iter()
-                .any(|(url, until)| *url == b.url && *until > now_ms);
+            let shares =
+                |set: &HashSet<u64>| !set.is_empty() && b.visitors.iter().any(|v| set.contains(v));
+            let paused = any_paused
+                && self
+                    .paused
+                    .iter()
+                    .any(|(url, until)| *url == b.url && *until > now_ms);
             let lane = match b.state {
-                State::InFlight => Lane::InFlight,
+                State::InFlight(_) => Lane::InFlight,
                 State::Waiting(_) => Lane::Stalled,
                 State::Ready if paused || shares(&stalled) => Lane::Stalled,
                 State::Ready => Lane::Sendable,
@@ -445,16 +480,18 @@ impl Processor {
         lanes
     }
 
-    /// `true` while batch `id` is being sent or will be sent without waiting for a
-    /// retry: not when it is settled, waiting for a retry, behind an endpoint paused by
-    /// `Retry-After`, or queued behind such a batch for one of its visitors. `flush()`
-    /// waits on this, so that it never waits out a backoff.
-    pub fn is_moving(&self, id: u64, now_ms: f64) -> bool {
+    /// Ids of the batches being sent or that will be sent without waiting for a
+    /// retry: not those settled, waiting for a retry, behind an endpoint paused by
+    /// `Retry-After`, or queued behind such a batch for one of their visitors.
+    /// `flush()` waits on these, so that it never waits out a backoff. One pass over
+    /// the batches, however many ids the caller checks.
+    pub fn moving_ids(&self, now_ms: f64) -> HashSet<u64> {
         self.batches
             .iter()
             .zip(self.lanes(now_ms))
-            .find(|(b, _)| b.id == id)
-            .is_some_and(|(_, lane)| lane != Lane::Stalled)
+            .filter(|(_, lane)| *lane != Lane::Stalled)
+            .map(|(b, _)| b.id)
+            .collect()
     }
 
     /// Records how the send of batch `id` ended and decides what follows: done, a
@@ -465,10 +502,11 @@ impl Processor {
         let Some(i) = self
             .batches
             .iter()
-            .position(|b| b.id == id && b.state == State::InFlight)
+            .position(|b| b.id == id && matches!(b.state, State::InFlight(_)))
         else {
             return false;
         };
+        self.dirty = true;
         let status = match outcome {
             Outcome::Failed { status, .. } => status,
             Outcome::Delivered => None,
@@ -509,16 +547,25 @@ impl Processor {
         true
     }
 
-    /// The page is going away: seals everything pending and hands out every unsettled
-    /// batch at once (in flight ones again too: a page that unloads cancels its
-    /// requests, so duplicates are preferred to loss), re-chunked into bodies of at
-    /// most `max_body` bytes, for a beacon or a `keepalive` request. Order and backoff
-    /// are ignored: there is no later. An event too large for `max_body` alone stays
-    /// in a normal batch.
+    /// The page is going away: seals everything pending and hands out every batch
+    /// that is neither in flight nor failed before, at once, re-chunked into bodies of
+    /// at most `max_body` bytes, for a beacon or a `keepalive` request. Order and
+    /// backoff are ignored: there is no later.
+    ///
+    /// Kept as they are: batches in flight (sending them again would duplicate them
+    /// whenever the page survives, as on a tab switch; persisted, a page that really
+    /// unloads leaves them to the next page), batches that failed before (a beacon is
+    /// fire-and-forget, so a collector that is down would lose them) and events too
+    /// large for `max_body` alone.
     pub fn drain_for_unload(&mut self, max_body: usize) -> Vec<Dispatch> {
         self.flush();
-        let batches: Vec<Batch> = self.batches.drain(..).collect();
-        self.held_events = 0;
+        let (kept, batches): (VecDeque<Batch>, VecDeque<Batch>) = self
+            .batches
+            .drain(..)
+            .partition(|b| b.failed_before || matches!(b.state, State::InFlight(_)));
+        self.held_events = kept.iter().map(Batch::events).sum();
+        self.batches = kept;
+        self.dirty = true;
         let mut out = Vec::new();
         for b in batches {
             let header = b.context.header.len() + BODY_TAIL.len();
@@ -570,9 +617,30 @@ impl Processor {
         };
         self.push_batch(Rc::clone(context), Rc::clone(url), records, 0, true, None);
         if let Some(b) = self.batches.back_mut() {
-            b.state = State::InFlight;
+            b.state = State::InFlight(f64::INFINITY);
         }
         dispatch
+    }
+
+    /// Ids of the batches being sent.
+    pub fn in_flight_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.batches
+            .iter()
+            .filter(|b| matches!(b.state, State::InFlight(_)))
+            .map(|b| b.id)
+    }
+
+    /// Ids of every sealed batch not yet delivered or given up, oldest first.
+    pub fn unsettled_ids(&self) -> Vec<u64> {
+        self.batches.iter().map(|b| b.id).collect()
+    }
+
+    /// The endpoint and body of an unsettled batch (to persist it).
+    pub fn render_batch(&self, id: u64) -> Option<(String, String)> {
+        self.batches
+            .iter()
+            .find(|b| b.id == id)
+            .map(|b| (b.url.to_string(), render(&b.context, &b.records)))
     }
 
     /// The next batch given up since the last call.
@@ -645,6 +713,7 @@ impl Processor {
     ) {
         let id = self.next_id;
         self.next_id += 1;
+        self.dirty = true;
         self.held_events += records.len();
         let batch = Batch {
             id,

@@ -24,15 +24,43 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn pack(event: &JsValue) -> Result<String, JsValue>;
     #[wasm_bindgen(js_name = makeLogEvent)]
-    fn make_log_event(url: &str, body: &str) -> JsValue;
+    fn make_log_event(url: &str, body: &JsValue) -> JsValue;
     /// A value as error messages show it (strings quoted).
     pub(crate) fn show(value: &JsValue) -> String;
     #[wasm_bindgen(catch)]
     fn unbatch(log_event: &JsValue) -> Result<Vec<String>, JsValue>;
     #[wasm_bindgen(js_name = watchPage)]
     fn watch_page(on_hide: &Function) -> JsValue;
-    fn beacon(url: &str, body: &str) -> Promise;
+    #[wasm_bindgen(js_name = sendBeacon)]
+    fn send_beacon(url: &str, body: &str) -> bool;
+    fn keepalive(url: &str, body: &JsValue) -> Promise;
+    #[wasm_bindgen(js_name = inWorkers)]
+    fn in_workers() -> bool;
+    #[wasm_bindgen(js_name = isOffline)]
+    fn is_offline() -> bool;
+    #[wasm_bindgen(js_name = watchOnline)]
+    fn watch_online(on_online: &Function) -> JsValue;
+
+    /// Unconfirmed batches kept across reloads (glue.js).
+    type BatchStore;
+    #[wasm_bindgen(static_method_of = BatchStore, catch)]
+    fn open(option: &JsValue, max_bytes: f64, ttl_ms: f64) -> Result<Option<BatchStore>, JsValue>;
+    #[wasm_bindgen(method)]
+    fn save(this: &BatchStore, id: f64, url: &str, body: &str) -> bool;
+    #[wasm_bindgen(method)]
+    fn remove(this: &BatchStore, id: f64);
+    #[wasm_bindgen(method)]
+    fn recover(this: &BatchStore, take: &Function, stale_ms: f64) -> Promise;
+    #[wasm_bindgen(method)]
+    fn beat(this: &BatchStore);
+    #[wasm_bindgen(method)]
+    fn leave(this: &BatchStore);
+    #[wasm_bindgen(method, getter)]
+    fn errors(this: &BatchStore) -> f64;
 }
+
+/// A page whose alive mark is older than this is gone: its batches may be recovered.
+const STALE_TAB_MS: f64 = 30_000.0;
 
 /// Largest body sent while the page goes away: beacons and keepalive requests are
 /// capped at 64 KiB.
@@ -53,10 +81,19 @@ struct Inner {
     /// `resolve` functions waiting for the processor to become idle.
     idle_waiters: RefCell<Vec<Function>>,
     closing: RefCell<Option<Promise>>,
-    /// Removes the page lifecycle listeners (browsers with `flushOnHide`).
-    unwatch_page: RefCell<Option<Function>>,
+    /// Removes the page lifecycle and `online` listeners (browsers).
+    unwatch: RefCell<Vec<Function>>,
+    /// Where unconfirmed batches are persisted (browsers), and which are.
+    store: Option<BatchStore>,
+    stored: RefCell<Vec<u64>>,
     /// Set when `close()` has resolved: no timer is armed any more.
     stopped: Cell<bool>,
+    /// `false` in Workers without a `waitUntil` option: sends start only inside
+    /// `flush()`/`close()`, whose promise the request awaits, never from `process()` or
+    /// a timer (a fetch outliving its request is dropped by workerd).
+    send_anytime: bool,
+    /// Set while `flush()` or `close()` pumps.
+    flushing: Cell<bool>,
 }
 
 /// Longest `flushWith` keeps a Worker alive: under the 30 s Workers allow after the
@@ -88,7 +125,10 @@ impl Inner {
         // Runs on every call, not only from the timer: a timer set during an earlier
         // workerd request may never fire.
         self.core.borrow_mut().handle_timeout(now);
-        loop {
+        self.persist();
+        // Offline: hold everything (no retry storm) until the `online` event.
+        let may_send = self.send_anytime || self.flushing.get() || self.closing.borrow().is_some();
+        while !is_offline() && may_send {
             let next = self.core.borrow_mut().poll_dispatch(now);
             match next {
                 Some(d) => self.start(d),
@@ -106,7 +146,9 @@ impl Inner {
         if self.core.borrow().is_idle() {
             resolve_all(self.idle_waiters.take());
         }
-        if self.stopped.get() {
+        // No timer in Workers without `waitUntil`: it would point at a request that
+        // may have ended; there every request flushes (`flushWith`) instead.
+        if self.stopped.get() || !self.send_anytime {
             return;
         }
         let deadline = self.core.borrow().poll_timeout();
@@ -119,14 +161,121 @@ impl Inner {
         });
     }
 
+    /// `pump()` allowed to send in Workers too.
+    fn pump_flushing(self: &Rc<Self>) {
+        self.flushing.set(true);
+        self.pump();
+        self.flushing.set(false);
+    }
+
     /// The page is being hidden or left: send everything now, in bodies a beacon takes.
     /// The processor goes on working if the page stays or comes back.
     fn on_page_hide(self: &Rc<Self>) {
+        if is_offline() {
+            // Nothing can go now: keep everything for the next page (or for `online`).
+            self.core.borrow_mut().flush();
+            self.persist();
+            if let Some(store) = &self.store {
+                store.leave();
+            }
+            return;
+        }
         let batches = self.core.borrow_mut().drain_for_unload(UNLOAD_BODY_BYTES);
+        let mut rest = Vec::new();
         for batch in batches {
+            // A beacon the browser took counts as delivered right away, before the
+            // store is updated: the next page must not recover it too.
+            if self.dispatcher.is_none() && send_beacon(&batch.url, &batch.body) {
+                if batch.first_attempt {
+                    let log_event = make_log_event(&batch.url, &JsValue::from_str(&batch.body));
+                    notify(self.dispatch_listeners.borrow().snapshot(), &log_event);
+                }
+                self.core
+                    .borrow_mut()
+                    .on_dispatch_result(batch.id, Outcome::Delivered, now());
+            } else {
+                rest.push(batch);
+            }
+        }
+        // What is left is stored before it is sent, and old batches are forgotten.
+        self.persist();
+        if let Some(store) = &self.store {
+            store.leave();
+        }
+        for batch in rest {
             self.send(batch, true);
         }
         self.pump();
+    }
+
+    /// Subscribes `on_event` through a glue `watch*` function whose remover is kept
+    /// for `close()`; nothing happens where the glue finds nothing to watch.
+    fn watch(self: &Rc<Self>, subscribe: fn(&Function) -> JsValue, on_event: fn(&Rc<Inner>)) {
+        let weak = Rc::downgrade(self);
+        let callback = Closure::<dyn Fn()>::new(move || {
+            if let Some(inner) = weak.upgrade() {
+                on_event(&inner);
+            }
+        });
+        if let Ok(unwatch) = subscribe(callback.as_ref().unchecked_ref()).dyn_into::<Function>() {
+            // The closure lives as long as the listener (until close()).
+            callback.forget();
+            self.unwatch.borrow_mut().push(unwatch);
+        }
+    }
+
+    /// Mirrors the core's unsettled batches into the store: new ones are written
+    /// (before they are sent), settled or replaced ones removed.
+    fn persist(&self) {
+        let Some(store) = &self.store else { return };
+        let current = self.core.borrow().unsettled_ids();
+        let current_set: std::collections::HashSet<u64> = current.iter().copied().collect();
+        let mut stored = self.stored.borrow_mut();
+        let stored_before: std::collections::HashSet<u64> = stored.iter().copied().collect();
+        stored.retain(|id| {
+            let keep = current_set.contains(id);
+            if !keep {
+                store.remove(*id as f64);
+            }
+            keep
+        });
+        let mut changed = false;
+        for id in current {
+            if stored_before.contains(&id) {
+                continue;
+            }
+            if let Some((url, body)) = self.core.borrow().render_batch(id) {
+                // A batch that does not fit the storage cap stays in memory only.
+                store.save(id as f64, &url, &body);
+                stored.push(id);
+                changed = true;
+            }
+        }
+        if changed {
+            store.beat();
+        }
+    }
+
+    /// Re-queues the batches a page that is gone left in the store.
+    fn recover(self: &Rc<Self>) {
+        let Some(store) = &self.store else { return };
+        let weak = Rc::downgrade(self);
+        let take = Closure::<dyn Fn(String, String)>::new(move |url: String, body: String| {
+            let Some(inner) = weak.upgrade() else { return };
+            let log_event = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&log_event, &"url".into(), &url.into());
+            let params = js_sys::JSON::parse(&body).unwrap_or(JsValue::UNDEFINED);
+            let _ = js_sys::Reflect::set(&log_event, &"params".into(), &params);
+            if let Ok(events) = unbatch(&log_event) {
+                // Old events go out at once; invalid or unplaceable ones are dropped.
+                let _ = inner.core.borrow_mut().process_all(&events, now());
+                inner.core.borrow_mut().flush();
+                inner.pump();
+            }
+        });
+        let _ = store.recover(take.as_ref().unchecked_ref(), STALE_TAB_MS);
+        // The store calls `take` until its (possibly Web-Locked) recovery is over.
+        take.forget();
     }
 
     fn start(self: &Rc<Self>, batch: Dispatch) {
@@ -134,8 +283,18 @@ impl Inner {
     }
 
     fn send(self: &Rc<Self>, batch: Dispatch, page_hidden: bool) {
-        let log_event = make_log_event(&batch.url, &batch.body);
-        if batch.first_attempt {
+        let Dispatch {
+            id,
+            url,
+            body,
+            first_attempt,
+            ..
+        } = batch;
+        // The body crosses into JS once; the Rust copy is freed now, not when the send
+        // settles (wasm memory never shrinks).
+        let body = JsValue::from_str(&body);
+        let log_event = make_log_event(&url, &body);
+        if first_attempt {
             notify(self.dispatch_listeners.borrow().snapshot(), &log_event);
         }
         let inner = Rc::clone(self);
@@ -143,15 +302,13 @@ impl Inner {
             let timeout = inner.dispatch_timeout_ms;
             let outcome = match &inner.dispatcher {
                 Some(f) => dispatch::call(f, &log_event, page_hidden, timeout, now()).await,
-                None if page_hidden => {
-                    match JsFuture::from(beacon(&batch.url, &batch.body)).await {
-                        Ok(v) if v.is_truthy() => Outcome::Delivered,
-                        _ => Outcome::NETWORK_ERROR,
-                    }
-                }
-                None => dispatch::post(&batch.url, &batch.body, timeout, now()).await,
+                None if page_hidden => match JsFuture::from(keepalive(&url, &body)).await {
+                    Ok(v) if v.is_truthy() => Outcome::Delivered,
+                    _ => Outcome::NETWORK_ERROR,
+                },
+                None => dispatch::post(&url, &body, timeout, now()).await,
             };
-            inner.settle(batch.id, outcome);
+            inner.settle(id, outcome);
             Ok(JsValue::UNDEFINED)
         });
         if let Some(wait_until) = &self.wait_until {
@@ -167,15 +324,20 @@ impl Inner {
         self.pump();
     }
 
-    /// Resolves the `flush()` waiters of every batch that is no longer moving.
+    /// Resolves the `flush()` waiters of every batch that is no longer moving (offline,
+    /// nothing moves until the `online` event).
     fn release_flush_waiters(&self, now: f64) {
+        if self.flush_waiters.borrow().is_empty() {
+            return;
+        }
+        let offline = is_offline();
         let released: Vec<Function> = {
-            let core = self.core.borrow();
+            let moving = self.core.borrow().moving_ids(now);
             let mut waiters = self.flush_waiters.borrow_mut();
             let done: Vec<u64> = waiters
                 .keys()
                 .copied()
-                .filter(|id| !core.is_moving(*id, now))
+                .filter(|id| offline || !moving.contains(id))
                 .collect();
             done.iter()
                 .filter_map(|id| waiters.remove(id))
@@ -187,8 +349,13 @@ impl Inner {
 
     /// A promise that resolves once every batch that is being sent or can be sent
     /// without waiting for a retry has had its attempt.
-    fn unsent_settled(&self) -> Promise {
-        let ids: Vec<u64> = self.core.borrow().unsent_ids().collect();
+    fn unsent_settled(&self, except: &[u64]) -> Promise {
+        let ids: Vec<u64> = self
+            .core
+            .borrow()
+            .unsent_ids()
+            .filter(|id| !except.contains(id))
+            .collect();
         let all = Array::new();
         for id in ids {
             let (p, resolve) = promise_pair();
@@ -224,6 +391,10 @@ impl Inner {
         let _ = JsFuture::from(Promise::race(&Array::of2(&idle, &timeout))).await;
         self.stopped.set(true);
         self.timer.borrow_mut().cancel();
+        if let Some(store) = &self.store {
+            // What is still stored is left to the next page (or another tab).
+            store.leave();
+        }
         let s = self.core.borrow().stats();
         to_js(&CloseSummary {
             dispatched: s.dispatched,
@@ -336,11 +507,17 @@ impl BatchEventProcessor {
     ) -> Result<BatchEventProcessor, JsValue> {
         let options = Options::parse(&options)?;
         let flush_on_hide = options.flush_on_hide;
+        let store = BatchStore::open(
+            &options.storage,
+            options.max_storage_bytes,
+            options.storage_ttl_ms,
+        )
+        .map_err(Error::Js)?;
         let processor = BatchEventProcessor {
             inner: Rc::new(Inner {
                 core: RefCell::new(Processor::new(options.config)),
                 dispatcher: options.dispatcher,
-                wait_until: options.wait_until,
+                wait_until: options.wait_until.clone(),
                 dispatch_timeout_ms: options.dispatch_timeout_ms,
                 close_timeout_ms: options.close_timeout_ms,
                 dispatch_listeners: RefCell::new(Listeners::default()),
@@ -349,24 +526,20 @@ impl BatchEventProcessor {
                 flush_waiters: RefCell::new(HashMap::new()),
                 idle_waiters: RefCell::new(Vec::new()),
                 closing: RefCell::new(None),
-                unwatch_page: RefCell::new(None),
+                unwatch: RefCell::new(Vec::new()),
+                store,
+                stored: RefCell::new(Vec::new()),
                 stopped: Cell::new(false),
+                send_anytime: !in_workers() || options.wait_until.is_some(),
+                flushing: Cell::new(false),
             }),
         };
+        let inner = &processor.inner;
         if flush_on_hide {
-            let weak = Rc::downgrade(&processor.inner);
-            let on_hide = Closure::<dyn Fn()>::new(move || {
-                if let Some(inner) = weak.upgrade() {
-                    inner.on_page_hide();
-                }
-            });
-            let unwatch = watch_page(on_hide.as_ref().unchecked_ref());
-            if let Ok(unwatch) = unwatch.dyn_into::<Function>() {
-                // The closure lives as long as the listeners (until close()).
-                on_hide.forget();
-                *processor.inner.unwatch_page.borrow_mut() = Some(unwatch);
-            }
+            inner.watch(watch_page, |inner| inner.on_page_hide());
         }
+        inner.watch(watch_online, |inner| inner.pump());
+        inner.recover();
         Ok(processor)
     }
 
@@ -493,11 +666,21 @@ impl BatchEventProcessor {
     /// Sends everything queued now; resolves once every batch has had its attempt
     /// (delivered, given up, or scheduled for a retry): it never waits out a backoff.
     /// Never rejects.
+    ///
+    /// In Cloudflare Workers it waits only for the batches this call sends: a batch
+    /// already in flight may belong to another request, and workerd never settles a
+    /// promise that waits on another request's I/O. There, without the `waitUntil`
+    /// option, sends start only in `flush()`/`close()` and no timer is armed.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn flush(&self) -> Promise {
+        let earlier = if in_workers() {
+            self.inner.core.borrow().in_flight_ids().collect()
+        } else {
+            Vec::new()
+        };
         self.inner.core.borrow_mut().flush();
-        self.inner.pump();
-        self.inner.unsent_settled()
+        self.inner.pump_flushing();
+        self.inner.unsent_settled(&earlier)
     }
 
     /// Workers: `flush()` under `ctx.waitUntil`, so that every event processed during
@@ -535,8 +718,8 @@ impl BatchEventProcessor {
             return p.clone();
         }
         self.inner.core.borrow_mut().close();
-        self.inner.pump();
-        if let Some(unwatch) = self.inner.unwatch_page.borrow_mut().take() {
+        self.inner.pump_flushing();
+        for unwatch in self.inner.unwatch.borrow_mut().drain(..) {
             let _ = unwatch.call0(&JsValue::UNDEFINED);
         }
         let p = future_to_promise(Rc::clone(&self.inner).finish());
@@ -548,6 +731,14 @@ impl BatchEventProcessor {
     #[wasm_bindgen(unchecked_return_type = "Stats")]
     pub fn stats(&self) -> JsValue {
         to_js(&JsStats::from(self.inner.core.borrow().stats())).unwrap_or(JsValue::UNDEFINED)
+    }
+
+    /// Browsers: how many times persisting failed (quota, storage disabled, corrupted
+    /// entries) and processing went on in memory. Kept out of `stats()`, whose shape
+    /// is the Go SDK-like contract.
+    #[wasm_bindgen(js_name = storageErrors)]
+    pub fn storage_errors(&self) -> u32 {
+        self.inner.store.as_ref().map_or(0, |s| s.errors() as u32)
     }
 }
 

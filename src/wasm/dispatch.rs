@@ -35,7 +35,7 @@ async fn within(
 
 /// POSTs `body` to `url` with `Content-Type: application/json`, aborting after
 /// `timeout_ms`.
-pub async fn post(url: &str, body: &str, timeout_ms: u32, now_ms: f64) -> Outcome {
+pub async fn post(url: &str, body: &JsValue, timeout_ms: u32, now_ms: f64) -> Outcome {
     let headers = Object::new();
     // Setting a property on a fresh plain object cannot fail.
     let _ = Reflect::set(
@@ -46,7 +46,7 @@ pub async fn post(url: &str, body: &str, timeout_ms: u32, now_ms: f64) -> Outcom
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_headers(&headers);
-    init.set_body(&JsValue::from_str(body));
+    init.set_body(body);
     let controller = AbortController::new().ok();
     if let Some(c) = &controller {
         init.set_signal(Some(&c.signal()));

@@ -249,29 +249,211 @@ function sameOrigin(url) {
   }
 }
 
+function bodyType(url) {
+  return sameOrigin(url) ? 'application/json' : 'text/plain;charset=UTF-8';
+}
+
 /**
- * Sends a body while the page goes away: `navigator.sendBeacon`, or a `keepalive`
- * fetch when the beacon is refused. To another origin the body goes as `text/plain`, a
- * CORS-safelisted type: Chromium refuses a cross-origin beacon whose type is
- * application/json, and a preflighted keepalive request can be lost silently.
- * Resolves with true when the browser took the request (a beacon) or it got a 2xx.
+ * Queues a body with `navigator.sendBeacon` while the page goes away; `true` when the
+ * browser took it. To another origin the body goes as `text/plain`, a CORS-safelisted
+ * type: Chromium refuses a cross-origin beacon whose type is application/json.
  */
-export function beacon(url, body) {
-  const type = sameOrigin(url) ? 'application/json' : 'text/plain;charset=UTF-8';
+export function sendBeacon(url, body) {
   const nav = globalThis.navigator;
   try {
-    if (nav && typeof nav.sendBeacon === 'function' && nav.sendBeacon(url, new Blob([body], { type }))) {
-      return Promise.resolve(true);
-    }
+    return Boolean(nav && typeof nav.sendBeacon === 'function' && nav.sendBeacon(url, new Blob([body], { type: bodyType(url) })));
   } catch {
-    // fall through to fetch
+    return false;
   }
+}
+
+/**
+ * The fallback when a beacon is refused: a `keepalive` fetch (also `text/plain` across
+ * origins: a preflighted keepalive request can be lost silently). Resolves with true on
+ * a 2xx.
+ */
+export function keepalive(url, body) {
   try {
-    return fetch(url, { method: 'POST', body, headers: { 'Content-Type': type }, keepalive: true }).then(
+    return fetch(url, { method: 'POST', body, headers: { 'Content-Type': bodyType(url) }, keepalive: true }).then(
       (r) => r.ok,
       () => false,
     );
   } catch {
     return Promise.resolve(false);
   }
+}
+
+/** `true` in a browser that knows it is offline (`navigator.onLine === false`). */
+export function isOffline() {
+  return globalThis.navigator?.onLine === false;
+}
+
+/** Calls `onOnline` when the browser comes back online; returns a remover, or undefined. */
+export function watchOnline(onOnline) {
+  if (typeof globalThis.addEventListener !== 'function' || !globalThis.navigator || !('onLine' in globalThis.navigator)) {
+    return undefined;
+  }
+  globalThis.addEventListener('online', onOnline);
+  return () => globalThis.removeEventListener('online', onOnline);
+}
+
+const STORE_PREFIX = 'bep:v1:';
+
+/**
+ * Where unconfirmed batches are kept across reloads: `localStorage` by default in
+ * browsers, or any `{ getItem, setItem, removeItem }` (plus `key(i)`/`length` to be
+ * able to find entries again). Every failure (quota, Safari private mode, corrupted
+ * data) is counted and otherwise ignored: processing goes on in memory.
+ */
+export class BatchStore {
+  constructor(storage, maxBytes, ttlMs) {
+    this.storage = storage;
+    this.maxBytes = maxBytes;
+    this.ttlMs = ttlMs;
+    this.errors = 0;
+    this.bytes = 0;
+    this.sizes = new Map();
+    this.tab = Math.random().toString(36).slice(2);
+    this.beat();
+  }
+
+  /** Marks this tab alive: its batches are not recovered by other tabs. */
+  beat() {
+    try {
+      this.storage.setItem(`${STORE_PREFIX}alive:${this.tab}`, String(Date.now()));
+    } catch {
+      this.errors++;
+    }
+  }
+
+  /** This page is going away: its unconfirmed batches may be recovered at once. */
+  leave() {
+    try {
+      this.storage.removeItem(`${STORE_PREFIX}alive:${this.tab}`);
+    } catch {
+      this.errors++;
+    }
+  }
+
+  /** The default store: `localStorage` where it exists and works, else none. */
+  static open(option, maxBytes, ttlMs) {
+    if (option === false) return undefined;
+    let storage = option;
+    if (storage === undefined || storage === null || storage === true) {
+      try {
+        storage = globalThis.document ? globalThis.localStorage : undefined;
+      } catch {
+        storage = undefined; // a SecurityError where storage is disabled
+      }
+      if (!storage) return undefined;
+    }
+    for (const m of ['getItem', 'setItem', 'removeItem']) {
+      if (typeof storage[m] !== 'function') throw fail('storage', 'false or an object with getItem, setItem and removeItem', storage);
+    }
+    return new BatchStore(storage, maxBytes, ttlMs);
+  }
+
+  /** Keeps a batch until `remove(id)`; false when it was not stored (cap, quota). */
+  save(id, url, body) {
+    const key = `${STORE_PREFIX}batch:${this.tab}:${id}`;
+    const value = JSON.stringify({ t: Date.now(), url, body });
+    const size = (key.length + value.length) * 2; // UTF-16, as browsers count quota
+    if (this.bytes + size > this.maxBytes) return false;
+    try {
+      this.storage.setItem(key, value);
+      this.sizes.set(id, size);
+      this.bytes += size;
+      return true;
+    } catch {
+      this.errors++;
+      return false;
+    }
+  }
+
+  remove(id) {
+    const size = this.sizes.get(id);
+    if (size === undefined) return;
+    this.sizes.delete(id);
+    this.bytes -= size;
+    try {
+      this.storage.removeItem(`${STORE_PREFIX}batch:${this.tab}:${id}`);
+    } catch {
+      this.errors++;
+    }
+  }
+
+  /**
+   * Takes every batch that a page which is gone (left, reloaded, crashed: its alive
+   * mark is missing or older than `staleMs`) left behind, removing it from storage so
+   * that no other tab sends it too, and calls `take(url, body)` for each. Expired or
+   * corrupted entries are dropped. With Web Locks the take is exclusive across tabs;
+   * without, an entry is taken by the tab that still finds it when removing it.
+   */
+  recover(take, staleMs) {
+    const run = () => {
+      const keys = [];
+      try {
+        const alive = (tab) => {
+          const t = Number(this.storage.getItem(`${STORE_PREFIX}alive:${tab}`));
+          return t > 0 && Date.now() - t < staleMs;
+        };
+        const prefix = `${STORE_PREFIX}batch:`;
+        for (let i = 0; i < this.storage.length; i++) {
+          const k = this.storage.key(i);
+          if (!k || !k.startsWith(prefix)) continue;
+          const tab = k.slice(prefix.length, k.lastIndexOf(':'));
+          if (tab !== this.tab && !alive(tab)) keys.push(k);
+        }
+        // Alive marks of tabs long gone.
+        for (let i = this.storage.length - 1; i >= 0; i--) {
+          const k = this.storage.key(i);
+          if (k && k.startsWith(`${STORE_PREFIX}alive:`) && Date.now() - Number(this.storage.getItem(k)) > this.ttlMs) this.storage.removeItem(k);
+        }
+      } catch {
+        this.errors++;
+        return;
+      }
+      for (const k of keys) {
+        let raw;
+        try {
+          raw = this.storage.getItem(k);
+          if (raw === null) continue; // another tab took it
+          this.storage.removeItem(k);
+        } catch {
+          this.errors++;
+          continue;
+        }
+        let entry;
+        try {
+          entry = JSON.parse(raw);
+        } catch {
+          this.errors++;
+          continue;
+        }
+        if (!entry || typeof entry.url !== 'string' || typeof entry.body !== 'string') {
+          this.errors++;
+          continue;
+        }
+        if (Date.now() - entry.t > this.ttlMs) continue;
+        try {
+          take(entry.url, entry.body);
+        } catch {
+          this.errors++;
+        }
+      }
+    };
+    const locks = globalThis.navigator?.locks;
+    if (locks && typeof locks.request === 'function') {
+      return locks.request('bep:v1:recover', run).catch(() => {
+        this.errors++;
+      });
+    }
+    run();
+    return Promise.resolve();
+  }
+}
+
+/** `true` in Cloudflare Workers (workerd), where a promise must not wait on another request's I/O. */
+export function inWorkers() {
+  return globalThis.navigator?.userAgent === 'Cloudflare-Workers';
 }

@@ -32,6 +32,12 @@ export interface BatchEventProcessorOptions {
   closeTimeout?: number;
   /** Browsers: when the page is hidden or left, send everything queued at once with `navigator.sendBeacon` (or a keepalive fetch) in bodies under 64 KB. Default true. */
   flushOnHide?: boolean;
+  /** Browsers: where unconfirmed batches are kept across reloads and crashes. Default `localStorage` (when available); `false` disables; or any object with `getItem`, `setItem`, `removeItem` (and `key`, `length`). */
+  storage?: false | Pick<Storage, 'getItem' | 'setItem' | 'removeItem' | 'key' | 'length'>;
+  /** Cap of what is persisted, in bytes (UTF-16, as browsers count quota). Default 1000000. */
+  maxStorageBytes?: number;
+  /** Stored batches older than this are dropped, in ms. Default 604800000 (7 days). */
+  storageTtl?: number;
   /** Workers: called with the promise of every send, e.g. `waitUntil` from `cloudflare:workers`, so no send is cut off when the request ends. */
   waitUntil?: (promise: Promise<unknown>) => void;
 }
@@ -181,6 +187,12 @@ pub const DISPATCH_TIMEOUT_MS: u32 = 10_000;
 /// 30 s Workers allow for `waitUntil` work.
 pub const CLOSE_TIMEOUT_MS: f64 = 15_000.0;
 
+/// Default of `maxStorageBytes`: 1 MB, a fifth of the usual 5 MB origin quota, so the
+/// site's own use of localStorage is never crowded out.
+pub const MAX_STORAGE_BYTES: f64 = 1_000_000.0;
+/// Default of `storageTtl`: 7 days.
+pub const STORAGE_TTL_MS: f64 = 604_800_000.0;
+
 /// Validated options.
 pub struct Options {
     /// The core's settings.
@@ -191,6 +203,12 @@ pub struct Options {
     pub wait_until: Option<Function>,
     /// `flushOnHide`: send everything when the page is hidden or left (browsers).
     pub flush_on_hide: bool,
+    /// `storage`: `undefined` (localStorage in browsers), `false`, or a Storage-like object.
+    pub storage: JsValue,
+    /// `maxStorageBytes`: cap of what is persisted.
+    pub max_storage_bytes: f64,
+    /// `storageTtl`: stored batches older than this are dropped, in ms.
+    pub storage_ttl_ms: f64,
     /// `dispatchTimeout`, in ms.
     pub dispatch_timeout_ms: u32,
     /// `closeTimeout`, in ms.
@@ -305,6 +323,23 @@ impl Options {
         let dispatch_timeout_ms =
             number(options, "dispatchTimeout", MS_RULE, 1.0..=2_147_483_647.0)?
                 .map_or(DISPATCH_TIMEOUT_MS, |ms| ms as u32);
+        // Backstop for a send whose own timeout could not fire (see the core).
+        config.in_flight_limit_ms = Some(f64::from(dispatch_timeout_ms) + 5_000.0);
+        let storage = read(options, "storage")?.unwrap_or(JsValue::UNDEFINED);
+        let max_storage_bytes = number(
+            options,
+            "maxStorageBytes",
+            "a number of bytes from 0 to 5000000",
+            0.0..=5_000_000.0,
+        )?
+        .unwrap_or(MAX_STORAGE_BYTES);
+        let storage_ttl_ms = number(
+            options,
+            "storageTtl",
+            "a number of ms from 0 to 2592000000",
+            0.0..=2_592_000_000.0,
+        )?
+        .unwrap_or(STORAGE_TTL_MS);
         let close_timeout_ms = number(
             options,
             "closeTimeout",
@@ -331,6 +366,9 @@ impl Options {
             dispatcher,
             wait_until,
             flush_on_hide,
+            storage,
+            max_storage_bytes,
+            storage_ttl_ms,
             dispatch_timeout_ms,
             close_timeout_ms,
         })

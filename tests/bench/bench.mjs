@@ -37,13 +37,20 @@
 // interval too large to send anything, 20 000 events queued (each a structuredClone, so
 // the JS peers own what they queue, as with events the SDK builds), JS heap from
 // `process.memoryUsage().heapUsed` after gc, plus for ours the growth of
-// `wasmMemory().buffer.byteLength`. "limit" here is an array holding the 20 000 events
-// as JSON strings.
+// `wasmMemory().buffer.byteLength`. Ours cannot hold 20 000 events (~15 MB of body)
+// in one open batch: a batch is sealed at maxPayloadBytes (3.5 MB at most), so ours
+// queues them in 5 processors of 4 000 in the same module. "limit" here is an array
+// holding the 20 000 events as JSON strings. The inputs are deep copies with flat
+// strings (see benchEvents).
+//
+// BENCH_PKG=path/to/node.js benchmarks another build of ours (e.g. one with a name
+// section, for `node --cpu-prof`).
 //
 // Options: --runs N (5), --events N (10000), --mem-runs N (3), --no-mem, --no-size,
 //          --only ours|sdk6|legacy|limit (repeatable), --json (raw results at the end).
 import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setImmediate as immediate } from 'node:timers/promises';
 import os from 'node:os';
@@ -97,7 +104,7 @@ const EXTRA_ATTRIBUTES = [
  * every event and tags with revenue on every conversion (the SDK keeps `revenue`
  * both in tags and beside them).
  */
-export function benchEvents(n, seed = SEED) {
+function benchEvents(n, seed = SEED) {
   return makeEvents(n, { seed, contexts: 1 }).map((e, i) => {
     const attributes = e.user.attributes.slice(0, 5);
     for (let j = 0; attributes.length < 3; j++) attributes.push(EXTRA_ATTRIBUTES[j]);
@@ -109,7 +116,10 @@ export function benchEvents(n, seed = SEED) {
       out.revenue = tags.revenue;
       out.value = typeof tags.value === 'number' ? tags.value : null;
     }
-    return out;
+    // A deep copy with flat strings: the generator builds strings by concatenation
+    // (V8 cons strings), which the first reader flattens, freeing memory in the middle
+    // of a measurement.
+    return structuredClone(out);
   });
 }
 
@@ -118,16 +128,15 @@ export function benchEvents(n, seed = SEED) {
 let oursModule;
 async function ours() {
   if (oursModule) return oursModule;
-  // `make build` swaps pkg/dist in place; retry briefly if it is missing right now.
-  for (let i = 0; ; i++) {
-    try {
-      oursModule = await import(pathToFileURL(path.join(root, 'pkg/node.js')).href);
-      return oursModule;
-    } catch (e) {
-      if (i >= 20) throw e;
-      await new Promise((r) => setTimeout(r, 500));
-    }
+  const entry = path.resolve(root, process.env.BENCH_PKG || 'pkg/node.js');
+  // `make build` swaps pkg/dist in place: wait (up to 10 s) until it is there, as a
+  // failed import would stay cached as failed.
+  const dist = path.join(path.dirname(entry), 'dist');
+  for (let i = 0; i < 20 && !['bep.js', 'bep_bg.wasm'].every((f) => existsSync(path.join(dist, f))); i++) {
+    await new Promise((r) => setTimeout(r, 500));
   }
+  oursModule = await import(pathToFileURL(entry).href);
+  return oursModule;
 }
 const sdk = require('@optimizely/optimizely-sdk');
 const legacy = require('@optimizely/js-sdk-event-processor');
@@ -289,7 +298,11 @@ async function throughput(opts, impls) {
       }
       for (const impl of impls) {
         const rs = runs[impl];
+        // Ours against this one, run by run (the runs are interleaved, so a ratio from
+        // the same round shares the machine's load of the moment), then the median.
+        const paired = runs.ours ? median(rs.map((r, i) => runs.ours[i].perSec / r.perSec)) : undefined;
         results.push({
+          paired,
           mode,
           batchSize,
           impl,
@@ -308,6 +321,7 @@ async function throughput(opts, impls) {
 // ------------------------------------------------------------------ memory
 
 const MEM_EVENTS = 20_000;
+const OURS_SPLIT = 5;
 
 async function settleGc() {
   for (let i = 0; i < 3; i++) {
@@ -319,9 +333,11 @@ async function settleGc() {
 /** Runs in a fresh child process: retained bytes per queued event for one implementation. */
 async function memoryChild(impl) {
   const events = benchEvents(MEM_EVENTS, SEED + 1);
+  // The inputs stay alive through both measurements (otherwise the gc after the loop
+  // collects them and the difference goes negative).
+  globalThis.__inputs = events;
   const big = MEM_EVENTS * 10;
   let sent = 0;
-  let sealedSends = 0;
   const onBatch = () => sent++;
   let h;
   let held = null;
@@ -329,21 +345,29 @@ async function memoryChild(impl) {
     h = { process: (e) => held.push(JSON.stringify(e)), stop: async () => {} };
   } else if (impl === 'ours') {
     // Ours seals a batch whenever the next event would take its body past
-    // maxPayloadBytes (3 500 000, the largest allowed), so 20 000 events make a few
-    // sealed batches whatever the batch size. The first one to reach the dispatcher is
-    // answered 503 + Retry-After 300 s: the endpoint pauses, nothing is delivered, and
-    // every event stays held in packed form (queued, or sealed and waiting).
+    // maxPayloadBytes (3 500 000, the largest allowed): 20 000 events (~15 MB of
+    // bodies) cannot wait in one open batch. So the 20 000 events are queued in
+    // OURS_SPLIT processors of 4 000 (~3 MB of body each) that share the module's
+    // memory: every event stays queued, nothing is sealed or sent.
     const { BatchEventProcessor } = await ours();
-    const p = new BatchEventProcessor({
+    const ps = Array.from({ length: OURS_SPLIT }, () => new BatchEventProcessor({
       batchSize: big,
       flushInterval: HOUR,
       maxQueueSize: big,
       dispatcher: () => {
-        sealedSends++;
-        return { statusCode: 503, retryAfter: 300 };
+        onBatch();
+        return { statusCode: 200 };
       },
-    });
-    h = { process: (e) => p.process(e), stats: () => p.stats() };
+    }));
+    const per = MEM_EVENTS / OURS_SPLIT;
+    let n = 0;
+    h = {
+      process: (e) => ps[Math.floor(n++ / per)].process(e),
+      stats: () => {
+        const all = ps.map((p) => p.stats());
+        return Object.fromEntries(Object.keys(all[0]).map((k) => [k, all.reduce((a, s) => a + s[k], 0)]));
+      },
+    };
   } else {
     h = await IMPLS[impl].create(big, onBatch);
   }
@@ -352,16 +376,23 @@ async function memoryChild(impl) {
   const heap0 = process.memoryUsage().heapUsed;
   const wasm0 = memory ? memory.buffer.byteLength : 0;
   held = [];
-  for (let i = 0; i < events.length; i++) h.process(structuredClone(events[i]));
-  await immediate(); // SDK 6 queues in a microtask after process()
+  // The processor and what it holds stay alive until after the measurement.
+  globalThis.__keep = [h, held];
+  // 100 events per macrotask, as in the paced runs (SDK 6 queues each event in a
+  // microtask after process()).
+  for (let i = 0; i < events.length; i += CHUNK) {
+    for (let j = i; j < i + CHUNK; j++) h.process(structuredClone(events[j]));
+    await immediate();
+  }
   await settleGc();
   const heap1 = process.memoryUsage().heapUsed;
+  if (process.env.BENCH_DEBUG) console.error(impl, { heap0, heap1, mem: process.memoryUsage() });
   const wasm1 = memory ? memory.buffer.byteLength : 0;
   if (sent !== 0) throw new Error(`${impl}: a batch was sent during the memory run`);
   let stats;
   if (impl === 'ours') {
     stats = h.stats();
-    if (stats.queued + stats.inFlight !== MEM_EVENTS || stats.dispatched !== 0) {
+    if (stats.queued !== MEM_EVENTS) {
       throw new Error(`ours does not hold all ${MEM_EVENTS} events: ${JSON.stringify(stats)}`);
     }
   }
@@ -372,10 +403,7 @@ async function memoryChild(impl) {
     wasmEnd: wasm1,
     held: held.length,
     stats,
-    sealedSends,
   };
-  // Keep the processor and what it holds alive until after the measurement.
-  globalThis.__keep = [h, held];
   return result;
 }
 
@@ -413,7 +441,7 @@ function formatThroughput(results) {
       `${fmt(r.min)} .. ${fmt(r.max)}`,
       fmt(r.settledPerSec),
       fmt(r.bytesPerEvent),
-      o && r.impl !== 'ours' ? ratio(o.perSec, r.perSec) : '',
+      o && r.impl !== 'ours' ? `${r.paired.toFixed(2)}x` : '',
     ]);
   }
   return table(head, rows, [false, true, false, true, true, true, true, true]);
@@ -445,7 +473,7 @@ function summary(results) {
       const get = (impl) => results.find((r) => r.mode === mode && r.batchSize === bs && r.impl === impl);
       const o = get('ours');
       if (!o) continue;
-      const parts = ['sdk6', 'legacy', 'limit'].filter(get).map((i) => `ours/${i} ${ratio(o.perSec, get(i).perSec)}`);
+      const parts = ['sdk6', 'legacy', 'limit'].filter(get).map((i) => `ours/${i} ${get(i).paired.toFixed(2)}x`);
       lines.push(`${mode} batch ${bs}: ${parts.join(', ')}`);
     }
   }
@@ -457,7 +485,7 @@ function summary(results) {
 const opts = parseArgs(process.argv.slice(2));
 if (opts.child) {
   console.log(JSON.stringify(await memoryChild(opts.child)));
-  process.exit(0); // a paused processor keeps a timer; the numbers are out
+  process.exit(0); // open processors keep their flush timers; the numbers are out
 } else {
   const all = ['ours', 'sdk6', 'legacy', 'limit'];
   const impls = opts.only.length ? all.filter((i) => opts.only.includes(i)) : all;
@@ -472,18 +500,24 @@ if (opts.child) {
       `${opts.runs} runs, medians`,
   );
   const raw = {};
+  let phase = performance.now();
+  const took = () => {
+    const t = ((performance.now() - phase) / 1000).toFixed(1);
+    phase = performance.now();
+    return `(${t} s)`;
+  };
   raw.throughput = await throughput(opts, impls);
-  console.log('\nThroughput, until every batch has reached the dispatcher (ours/this > 1: ours is faster)\n');
+  console.log(`\nThroughput ${took()}, until every batch has reached the dispatcher (ours/this: median of the per-run ratios; > 1: ours is faster)\n`);
   console.log(formatThroughput(raw.throughput));
   console.log(`\n${summary(raw.throughput)}`);
   if (opts.mem) {
     raw.memory = memory(opts, impls);
-    console.log(`\nRetained memory per queued event (${MEM_EVENTS} queued, fresh process each, median of ${opts.memRuns}; ours/this < 1: ours is smaller)\n`);
+    console.log(`\nRetained memory per queued event ${took()} (${MEM_EVENTS} queued, fresh process each, median of ${opts.memRuns}; ours/this < 1: ours is smaller)\n`);
     console.log(formatMemory(raw.memory));
   }
   if (opts.size) {
     raw.size = await measureSizes();
-    console.log('\nSize: what a user ships (ours/peer < 1: ours is smaller)\n');
+    console.log(`\nSize ${took()}: what a user ships (ours/peer < 1: ours is smaller)\n`);
     console.log(formatSizes(raw.size));
   }
   console.log(`\ntotal ${((performance.now() - started) / 1000).toFixed(1)} s`);

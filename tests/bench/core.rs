@@ -186,7 +186,11 @@ mod benches {
         // The events must be valid, or the numbers measure error paths.
         let mut check = processor(10);
         for e in &events {
-            assert_eq!(check.process(e, NOW), Ok(true), "invalid packed event: {e:?}");
+            assert_eq!(
+                check.process(e, NOW),
+                Ok(true),
+                "invalid packed event: {e:?}"
+            );
         }
         check.flush();
         let bytes = drain_and_settle(&mut check);
@@ -254,8 +258,7 @@ mod benches {
                             }
                             p.flush();
                             let sent: Vec<u64> =
-                                std::iter::from_fn(|| p.poll_dispatch(NOW).map(|d| d.id))
-                                    .collect();
+                                std::iter::from_fn(|| p.poll_dispatch(NOW).map(|d| d.id)).collect();
                             for id in sent {
                                 p.on_dispatch_result(id, Outcome::Delivered, NOW);
                             }

@@ -119,18 +119,19 @@ test('a burst of 1000: the page and the collector agree', async () => {
   assert.equal(logEvent.params.account_id, '12345');
   assert.equal(logEvent.params.visitors.length, 10);
   await page.click('#batch-rows tr:first-child summary'); // closed again
-  assert.equal(await page.$('#batch-rows tr.json'), null);
+  await page.waitForSelector('#batch-rows tr.json', { state: 'detached', timeout: 5000 });
 });
 
 test('a failing collector (500): retries are counted and everything still arrives', async () => {
   await page.click('#fault-500');
+  await page.waitForSelector('#mode-label[data-mode="500"]', { timeout: 5000 }); // the switch answered
   assert.equal(server.collector.mode, '500');
-  await page.waitForSelector('#mode-label[data-mode="500"]', { timeout: 5000 });
   await page.click('#burst');
   await waitFor('retries against the failing collector', (c) => c['stat-retried'] > 0 && c['col-rejected'] > 100 && c['stat-inFlight'] + c['stat-queued'] === 1000);
   assert.equal(await counter('stat-dispatched'), 1000, 'nothing new is delivered while the collector fails');
 
   await page.click('#fault-ok');
+  await page.waitForSelector('#mode-label[data-mode="ok"]', { timeout: 5000 });
   assert.equal(server.collector.mode, 'ok');
   const c = await waitFor(
     'everything delivered after recovery',
@@ -178,6 +179,27 @@ test('options change live, flush() sends what waits, and a screenshot', async ()
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
   assert.ok(existsSync(SCREENSHOT));
 
+  assert.deepEqual(pageErrors, []);
+  assert.deepEqual(consoleErrors, []);
+});
+
+test('reloading the page: the unload flush of the processor (a beacon on pagehide) delivers what was queued', async () => {
+  // flushInterval is 20 s here (the previous test): three events wait in the queue.
+  const before = server.collector.events;
+  for (const id of ['#one-conversion', '#one-impression', '#one-conversion']) await page.click(id);
+  await waitFor('three queued events', (c) => c['stat-queued'] === 3);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(server.collector.events, before, 'nothing sent before the unload');
+  await page.click('#reload');
+  await page.waitForSelector('body[data-state="ready"]', { state: 'attached', timeout: 15000 });
+  await page
+    .waitForFunction(() => /received 3 of them/.test(document.querySelector('#collector-note').textContent), null, { timeout: 10000 })
+    .catch(async (e) => {
+      const note = await page.textContent('#collector-note');
+      assert.fail(`${e.message}\nnote: ${note}\ncollector: ${JSON.stringify(collectorTotals())} (before: ${before})\nrecent: ${JSON.stringify(server.collector.recent.slice(-3))}`);
+    });
+  assert.equal(server.collector.events, before + 3);
+  assert.equal(server.collector.unique, before + 3);
   assert.deepEqual(pageErrors, []);
   assert.deepEqual(consoleErrors, []);
 });

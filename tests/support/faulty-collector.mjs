@@ -90,6 +90,10 @@ function weighted(faults, r) {
  * @param {number|[number, number]} [opts.slowMs=100] delay of 'slow' answers
  * @param {boolean} [opts.cors=true] answers preflights and adds CORS headers (browser demo)
  * @param {boolean} [opts.keepBodies=true] keep each request's raw body text in its record
+ * @param {boolean} [opts.keepJson=true] keep each request's parsed body in its record
+ *   (`uuids` is always kept); false saves memory in long soaks
+ * @param {(record: object) => void} [opts.onRequest] called with each record, parsed body
+ *   included, once its fault kind is picked
  */
 export async function startFaultyCollector(opts = {}) {
   const base = {
@@ -104,6 +108,8 @@ export async function startFaultyCollector(opts = {}) {
   const slowMs = opts.slowMs ?? 100;
   const cors = opts.cors ?? true;
   const keepBodies = opts.keepBodies ?? true;
+  const keepJson = opts.keepJson ?? true;
+  const onRequest = opts.onRequest;
   const rand = prng(opts.seed ?? 1);
 
   let mode = null; // null | { kind } | { fn } | config object like `base`
@@ -218,6 +224,8 @@ export async function startFaultyCollector(opts = {}) {
       record.kind = kind;
       counts[kind] = (counts[kind] || 0) + 1;
       requests.push(record);
+      onRequest?.(record);
+      if (!keepJson) record.json = undefined;
       switch (kind) {
         case 'ok':
           answer(req, res, record, 200);

@@ -96,7 +96,9 @@ export default {
         const options = { endpoint: env.ENDPOINT, batchSize: 100, flushInterval: body.interval };
         let p;
         if (mode === 'shared') p = sharedTimer ??= new BatchEventProcessor(options);
-        else p = new BatchEventProcessor(options);
+        // In Workers the flush timer runs only with the waitUntil option (every send is
+        // then registered with the request); without it, requests flush explicitly.
+        else p = new BatchEventProcessor({ ...options, waitUntil: (promise) => ctx.waitUntil(promise) });
         const contexts = body.contexts;
         const accepted = body.uuids.map((uuid, i) =>
           p.process(userEvent(i, uuid, contexts[i % contexts.length], body.userId)),
@@ -105,8 +107,9 @@ export default {
         return Response.json({ mode, accepted, stats: p.stats() });
       }
       if (url.pathname === '/flush') {
-        if (shared) ctx.waitUntil(shared.flush());
-        return Response.json({ stats: shared?.stats() ?? null });
+        const target = url.searchParams.get('which') === 'timer' ? sharedTimer : shared;
+        if (target) target.flushWith(ctx);
+        return Response.json({ stats: target?.stats() ?? null });
       }
       if (url.pathname === '/stats') {
         return Response.json({ stats: shared?.stats() ?? null });
