@@ -5,7 +5,7 @@ DIST := pkg/dist
 WASM_FEATURES := --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
 	--enable-reference-types --enable-multivalue --enable-mutable-globals
 
-.PHONY: setup build test test-native test-wasm-node test-wasm-chromium test-node test-workerd test-browser lint demo bench
+.PHONY: demo-node setup build test test-native test-wasm-node test-wasm-chromium test-node test-workerd test-browser lint demo bench
 
 setup:
 	@bash .ci/setup
@@ -52,6 +52,10 @@ test-browser:
 	node tests/support/install-package.mjs
 	node --test tests/browser/
 
-## demo: builds the package and batches events to a local collector
+## demo: builds the package and serves the live demo (www/) with a local collector
 demo: setup build
+	node www/server.mjs
+
+## demo-node: the same batching from a Node script, printing what the collector gets
+demo-node: build
 	node www/demo-node.mjs

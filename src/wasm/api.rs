@@ -29,6 +29,8 @@ extern "C" {
     pub(crate) fn show(value: &JsValue) -> String;
     #[wasm_bindgen(catch)]
     fn unbatch(log_event: &JsValue) -> Result<Vec<String>, JsValue>;
+    #[wasm_bindgen(js_name = wireField)]
+    fn wire_field(index: u32, field: &str) -> String;
     #[wasm_bindgen(js_name = watchPage)]
     fn watch_page(on_hide: &Function) -> JsValue;
     #[wasm_bindgen(js_name = sendBeacon)]
@@ -485,6 +487,15 @@ impl From<Stats> for JsStats {
     }
 }
 
+/// `events[3].user.id` -> `(Some(3), "user.id")`.
+fn split_event_field(field: &str) -> (Option<u32>, &str) {
+    field
+        .strip_prefix("events[")
+        .and_then(|rest| rest.split_once("]."))
+        .and_then(|(i, name)| i.parse().ok().map(|i| (Some(i), name)))
+        .unwrap_or((None, field))
+}
+
 fn status_200() -> JsValue {
     let o = js_sys::Object::new();
     let _ = js_sys::Reflect::set(&o, &JsValue::from_str("statusCode"), &JsValue::from(200));
@@ -586,7 +597,18 @@ impl BatchEventProcessor {
             .core
             .borrow_mut()
             .process_all(&events, now())
-            .map_err(Error::from)?;
+            .map_err(|e| match e {
+                // Name the field as the caller wrote it in the LogEvent.
+                core::Error::InvalidEvent { field, rule, got } => {
+                    let (index, name) = split_event_field(&field);
+                    Error::Core(core::Error::InvalidEvent {
+                        field: index.map_or(field.clone(), |i| wire_field(i, name)),
+                        rule,
+                        got,
+                    })
+                }
+                other => Error::Core(other),
+            })?;
         self.inner.pump();
         Ok(accepted)
     }

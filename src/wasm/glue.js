@@ -148,7 +148,68 @@ const EU_ENDPOINT = 'https://eu.logx.optimizely.com/v1/events';
  * event, so that they are batched again with everything else. Re-batching them
  * renders the same visitor JSON the SDK would have sent.
  */
+let unbatched = [];
+
+const WIRE = {
+  'context.region': () => 'logEvent.url',
+  'context.accountId': () => 'logEvent.params.account_id',
+  'context.projectId': () => 'logEvent.params.project_id',
+  'context.revision': () => 'logEvent.params.revision',
+  'context.clientName': () => 'logEvent.params.client_name',
+  'context.clientVersion': () => 'logEvent.params.client_version',
+  'context.anonymizeIP': () => 'logEvent.params.anonymize_ip',
+  'context.botFiltering': (w) => `${w.visitor}.attributes[${w.bot}].value`,
+  'user.id': (w) => `${w.visitor}.visitor_id`,
+  uuid: (w) => `${w.event}.uuid`,
+  timestamp: (w) => `${w.event}.timestamp`,
+  'layer.id': (w) => `${w.decision}.campaign_id`,
+  'experiment.id': (w) => `${w.decision}.experiment_id`,
+  'variation.id': (w) => `${w.decision}.variation_id`,
+  'variation.key': (w) => `${w.decision}.metadata.variation_key`,
+  ruleKey: (w) => `${w.decision}.metadata.rule_key`,
+  flagKey: (w) => `${w.decision}.metadata.flag_key`,
+  ruleType: (w) => `${w.decision}.metadata.rule_type`,
+  enabled: (w) => `${w.decision}.metadata.enabled`,
+  cmabUuid: (w) => `${w.decision}.metadata.cmab_uuid`,
+  'event.id': (w) => `${w.event}.entity_id`,
+  'event.key': (w) => `${w.event}.key`,
+  revenue: (w) => `${w.event}.revenue`,
+  value: (w) => `${w.event}.value`,
+  tags: (w) => `${w.event}.tags`,
+};
+
+/**
+ * The LogEvent path of a UserEvent field of the `index`-th event of the last
+ * `unbatch`, so that errors name what the caller passed
+ * (`logEvent.params.visitors[0].visitor_id`, not `user.id`).
+ */
+export function wireField(index, field) {
+  const w = unbatched[index];
+  if (!w) return field;
+  const attr = /^user\.attributes\[(\d+)\]\.(entityId|key|value)$/.exec(field);
+  if (attr) return `${w.visitor}.attributes[${attr[1]}].${{ entityId: 'entity_id', key: 'key', value: 'value' }[attr[2]]}`;
+  return WIRE[field] ? WIRE[field](w) : field;
+}
+
+function packAt(where, event) {
+  try {
+    return pack(event);
+  } catch (e) {
+    const m = /^(\S+) must be /.exec(e.message);
+    if (e instanceof TypeError && m) throw new TypeError(wireFieldOf(where, m[1]) + e.message.slice(m[1].length));
+    throw e;
+  }
+}
+
+function wireFieldOf(where, field) {
+  unbatched.push(where);
+  const name = wireField(unbatched.length - 1, field);
+  unbatched.pop();
+  return name;
+}
+
 export function unbatch(logEvent) {
+  unbatched = [];
   object(logEvent, 'logEvent', false);
   const b = object(logEvent.params, 'logEvent.params', false);
   if (!Array.isArray(b.visitors)) throw fail('logEvent.params.visitors', 'an array', b.visitors);
@@ -194,7 +255,9 @@ export function unbatch(logEvent) {
         const d = object(s.decisions[0], `${where}.snapshots[${si}].decisions[0]`, false);
         const e = object(s.events[0], `${where}.snapshots[${si}].events[0]`, false);
         const m = object(d.metadata, `${where}.snapshots[${si}].decisions[0].metadata`, true) || {};
-        packed.push(pack({
+        const at = { visitor: where, decision: `${where}.snapshots[${si}].decisions[0]`, event: `${where}.snapshots[${si}].events[0]`, bot: attrs.length - 1 };
+        unbatched.push(at);
+        packed.push(packAt(at, {
           type: 'impression', uuid: e.uuid, timestamp: e.timestamp, context, user,
           // campaign_id = layer || experiment || null on the way out: a layer id equal to
           // the campaign id and the experiment id as sent render the same JSON again.
@@ -207,7 +270,9 @@ export function unbatch(logEvent) {
       } else {
         s.events.forEach((event, ei) => {
           const e = object(event, `${where}.snapshots[${si}].events[${ei}]`, false);
-          packed.push(pack({
+          const at = { visitor: where, event: `${where}.snapshots[${si}].events[${ei}]`, bot: attrs.length - 1 };
+          unbatched.push(at);
+          packed.push(packAt(at, {
             type: 'conversion', uuid: e.uuid, timestamp: e.timestamp, context, user,
             event: { id: e.entity_id, key: e.key },
             revenue: e.revenue, value: e.value, tags: e.tags,
