@@ -4,17 +4,10 @@
 mod common;
 
 use batch_event_processor::core::{Config, Dispatch, Error, Outcome, Processor};
-use common::{conversion, impression, Ctx};
-
-fn uuids(body: &str) -> Vec<String> {
-    body.split("\"uuid\":\"")
-        .skip(1)
-        .map(|r| r.split('"').next().unwrap().to_string())
-        .collect()
-}
+use common::{conversion, impression, uuids, Ctx};
 
 fn drain(p: &mut Processor) -> Vec<Dispatch> {
-    std::iter::from_fn(|| p.poll_dispatch(0.0)).collect()
+    common::drain(p, 0.0)
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 
 use batch_event_processor::core::{Config, Outcome, Processor, RetryPolicy};
-use common::{conversion, impression, Ctx};
+use common::{conversion, impression, uuids, Ctx};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -51,13 +51,6 @@ fn outcome(code: u8) -> Outcome {
 }
 
 const PROJECTS: [&str; 3] = ["p0", "p1", "p2"];
-
-fn uuids(body: &str) -> Vec<String> {
-    body.split("\"uuid\":\"")
-        .skip(1)
-        .map(|r| r.split('"').next().unwrap().to_string())
-        .collect()
-}
 
 /// The model: what the processor was given and what came out of it.
 #[derive(Default)]

@@ -3,19 +3,8 @@
 
 mod common;
 
-use batch_event_processor::core::{Config, Dispatch, FailReason, Outcome, Processor, RetryPolicy};
-use common::{impression, Ctx};
-
-fn uuids(body: &str) -> Vec<String> {
-    body.split("\"uuid\":\"")
-        .skip(1)
-        .map(|r| r.split('"').next().unwrap().to_string())
-        .collect()
-}
-
-fn drain(p: &mut Processor, now: f64) -> Vec<Dispatch> {
-    std::iter::from_fn(|| p.poll_dispatch(now)).collect()
-}
+use batch_event_processor::core::{Config, FailReason, Outcome, Processor, RetryPolicy};
+use common::{drain, impression, uuids, Ctx};
 
 fn processor(batch_size: usize) -> Processor {
     Processor::new(Config {

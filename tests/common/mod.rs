@@ -93,3 +93,19 @@ pub fn conversion(c: &Ctx, visitor: &str, uuid: &str, note: &str) -> String {
     ]);
     f.join("\u{1}")
 }
+
+/// The event uuids in a batch body, in order.
+pub fn uuids(body: &str) -> Vec<String> {
+    body.split("\"uuid\":\"")
+        .skip(1)
+        .map(|r| r.split('"').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Every batch the processor hands out now.
+pub fn drain(
+    p: &mut batch_event_processor::core::Processor,
+    now: f64,
+) -> Vec<batch_event_processor::core::Dispatch> {
+    std::iter::from_fn(|| p.poll_dispatch(now)).collect()
+}
