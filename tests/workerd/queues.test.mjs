@@ -4,34 +4,20 @@
 // delivered. Run: node --test tests/workerd/
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import * as esbuild from 'esbuild';
 import { Miniflare } from 'miniflare';
 import { startCollector } from '../support/collector.mjs';
+import { bundleWorker, ensurePackageInstalled, root } from '../support/workerd.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
 const outdir = path.join(root, 'target/workerd-queues');
 
 let collector;
 let failing = false;
 
 async function startWorker() {
-  await esbuild.build({
-    entryPoints: [path.join(here, 'queues-worker.mjs')],
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    conditions: ['workerd', 'worker'],
-    nodePaths: [path.join(root, 'target/consumer/node_modules')],
-    outdir,
-    outExtension: { '.js': '.mjs' },
-    loader: { '.wasm': 'copy' },
-    assetNames: '[name]',
-    logLevel: 'warning',
-  });
+  await bundleWorker(path.join(here, 'queues-worker.mjs'), outdir);
   return new Miniflare({
     modules: true,
     modulesRoot: outdir,
@@ -79,7 +65,7 @@ async function sendRequests(mf, runId, requests, perRequest) {
 }
 
 before(async () => {
-  execFileSync(process.execPath, [path.join(root, 'tests/support/install-package.mjs')], { stdio: 'ignore' });
+  ensurePackageInstalled();
   collector = await startCollector({ status: () => (failing ? 500 : 200) });
 });
 

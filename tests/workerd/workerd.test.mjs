@@ -9,18 +9,13 @@
 // Run: node --test tests/workerd/
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import * as esbuild from 'esbuild';
 import { Miniflare, Log, LogLevel } from 'miniflare';
 import { startCollector } from '../support/collector.mjs';
+import { bundleWorker as bundle, ensurePackageInstalled, root } from '../support/workerd.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
-const consumerModules = path.join(root, 'target/consumer/node_modules');
-const installed = path.join(consumerModules, 'batch-event-processor');
 const outdir = path.join(root, 'target/workerd-test');
 
 let collector;
@@ -29,41 +24,8 @@ let coldStart;
 /** Everything workerd logged ({ timestamp, level, message }). */
 const runtimeLogs = [];
 
-/** Every file under `dir`, relative to it. */
-function walk(dir, rel = '') {
-  return readdirSync(path.join(dir, rel), { withFileTypes: true }).flatMap((d) =>
-    d.isDirectory() ? walk(dir, path.join(rel, d.name)) : [path.join(rel, d.name)],
-  );
-}
-
-/** (Re)installs the packed package when it is missing or any installed file differs from pkg/. */
-function ensurePackageInstalled() {
-  const stale =
-    !existsSync(path.join(installed, 'workerd.js')) ||
-    walk(installed).some((f) => {
-      const want = path.join(root, 'pkg', f);
-      return !existsSync(want) || !readFileSync(want).equals(readFileSync(path.join(installed, f)));
-    });
-  if (stale) execFileSync(process.execPath, [path.join(root, 'tests/support/install-package.mjs')], { stdio: 'inherit' });
-}
-
 async function bundleWorker() {
-  rmSync(outdir, { recursive: true, force: true });
-  const result = await esbuild.build({
-    entryPoints: [path.join(here, 'worker.mjs')],
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    conditions: ['workerd', 'worker'],
-    nodePaths: [consumerModules],
-    outdir,
-    outExtension: { '.js': '.mjs' },
-    // Keeps `import wasm from './…wasm'` as an import of a copied file.
-    loader: { '.wasm': 'copy' },
-    assetNames: '[name]',
-    metafile: true,
-    logLevel: 'warning',
-  });
+  const result = await bundle(path.join(here, 'worker.mjs'), outdir);
   const inputs = Object.keys(result.metafile.inputs);
   // The workerd entry must be the one bundled (not browser.js / node.js).
   assert.ok(

@@ -13,19 +13,14 @@
 // Run: node --test tests/workerd/sdk/
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import * as esbuild from 'esbuild';
 import { Miniflare, Log, LogLevel } from 'miniflare';
 import { startCollector } from '../../support/collector.mjs';
+import { bundleWorker as bundle, ensurePackageInstalled, root } from '../../support/workerd.mjs';
 import { flowUsers, IDS, EVENT_KEY } from '../../support/datafile.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../../..');
-const consumerModules = path.join(root, 'target/consumer/node_modules');
-const installed = path.join(consumerModules, 'batch-event-processor');
 const outdir = path.join(root, 'target/workerd-sdk-test');
 
 let collector; // our processor's endpoint
@@ -33,42 +28,9 @@ let reference; // the SDK's own batch processor's endpoint
 let mf;
 const runtimeLogs = [];
 
-/** Every file under `dir`, relative to it. */
-function walk(dir, rel = '') {
-  return readdirSync(path.join(dir, rel), { withFileTypes: true }).flatMap((d) =>
-    d.isDirectory() ? walk(dir, path.join(rel, d.name)) : [path.join(rel, d.name)],
-  );
-}
-
-/** (Re)installs the packed package when it is missing or any installed file differs from pkg/. */
-function ensurePackageInstalled() {
-  const stale =
-    !existsSync(path.join(installed, 'workerd.js')) ||
-    walk(installed).some((f) => {
-      const want = path.join(root, 'pkg', f);
-      return !existsSync(want) || !readFileSync(want).equals(readFileSync(path.join(installed, f)));
-    });
-  if (stale) execFileSync(process.execPath, [path.join(root, 'tests/support/install-package.mjs')], { stdio: 'inherit' });
-}
-
 async function bundleWorker() {
-  rmSync(outdir, { recursive: true, force: true });
-  const result = await esbuild.build({
-    entryPoints: [path.join(here, 'worker.mjs')],
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    conditions: ['workerd', 'worker'],
-    // The SDK's dependencies (uuid, murmurhash) have no `exports` for neutral platform.
-    mainFields: ['module', 'main'],
-    nodePaths: [consumerModules],
-    outdir,
-    outExtension: { '.js': '.mjs' },
-    loader: { '.wasm': 'copy' },
-    assetNames: '[name]',
-    metafile: true,
-    logLevel: 'warning',
-  });
+  // The SDK's dependencies (uuid, murmurhash) have no `exports` for the neutral platform.
+  const result = await bundle(path.join(here, 'worker.mjs'), outdir, { mainFields: ['module', 'main'] });
   const inputs = Object.keys(result.metafile.inputs);
   for (const want of ['batch-event-processor/workerd.js', '@optimizely/optimizely-sdk/dist/index.universal.es.min.js']) {
     assert.ok(inputs.some((i) => i.endsWith(want)), `${want} not bundled; inputs: ${inputs.join(', ')}`);
