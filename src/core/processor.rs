@@ -8,7 +8,7 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::rc::Rc;
 
 use super::error::Error;
@@ -161,6 +161,27 @@ enum State {
     /// Failed; ready again at this time.
     Waiting(f64),
 }
+
+/// Visitor ids are kept as 64-bit hashes already: sets of them need no rehashing.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A set of visitor hashes.
+type VisitorSet = HashSet<u64, BuildHasherDefault<PassThrough>>;
 
 /// What a sealed batch may do now.
 ///
@@ -420,6 +441,26 @@ impl Processor {
         self.closed
     }
 
+    /// Every batch that may be sent now, in the order they were sealed: one pass over
+    /// the batches, however many go (see [`Lane`]).
+    pub fn poll_dispatches(&mut self, now_ms: f64) -> Vec<Dispatch> {
+        if !self.dirty || !self.batches.iter().any(|b| b.state == State::Ready) {
+            return Vec::new();
+        }
+        let sendable: Vec<usize> = self
+            .lanes(now_ms)
+            .into_iter()
+            .enumerate()
+            .filter(|(_, lane)| *lane == Lane::Sendable)
+            .map(|(i, _)| i)
+            .collect();
+        self.dirty = false;
+        sendable
+            .into_iter()
+            .map(|i| self.hand_out(i, now_ms))
+            .collect()
+    }
+
     /// The next batch to send now, if any, in the order batches were sealed; see
     /// [`Lane`] for what may go.
     pub fn poll_dispatch(&mut self, now_ms: f64) -> Option<Dispatch> {
@@ -435,30 +476,35 @@ impl Processor {
             self.dirty = false;
             return None;
         };
-        let b = &mut self.batches[chosen];
+        Some(self.hand_out(chosen, now_ms))
+    }
+
+    /// Marks batch `i` in flight and renders it.
+    fn hand_out(&mut self, i: usize, now_ms: f64) -> Dispatch {
+        let b = &mut self.batches[i];
         b.state = State::InFlight(now_ms);
         let first_attempt = !b.sent_before;
         if b.sent_before {
             self.stats.retried += 1;
         }
         b.sent_before = true;
-        Some(Dispatch {
+        Dispatch {
             id: b.id,
             url: b.url.to_string(),
             body: render(&b.context, &b.records),
             events: b.events(),
             first_attempt,
-        })
+        }
     }
 
     /// Where each sealed batch stands, in order.
     fn lanes(&self, now_ms: f64) -> Vec<Lane> {
-        let mut stalled: HashSet<u64> = HashSet::new();
+        let mut stalled = VisitorSet::default();
         let any_paused = self.paused.iter().any(|(_, until)| *until > now_ms);
         let mut lanes = Vec::with_capacity(self.batches.len());
         for b in &self.batches {
             let shares =
-                |set: &HashSet<u64>| !set.is_empty() && b.visitors.iter().any(|v| set.contains(v));
+                |set: &VisitorSet| !set.is_empty() && b.visitors.iter().any(|v| set.contains(v));
             let paused = any_paused
                 && self
                     .paused

@@ -130,11 +130,11 @@ impl Inner {
         self.persist();
         // Offline: hold everything (no retry storm) until the `online` event.
         let may_send = self.send_anytime || self.flushing.get() || self.closing.borrow().is_some();
-        while !is_offline() && may_send {
-            let next = self.core.borrow_mut().poll_dispatch(now);
-            match next {
-                Some(d) => self.start(d),
-                None => break,
+        if may_send && !is_offline() {
+            // One pass over the batches hands out everything that may go now.
+            let batches = self.core.borrow_mut().poll_dispatches(now);
+            for batch in batches {
+                self.start(batch);
             }
         }
         loop {

@@ -171,7 +171,7 @@ export async function startFaultyCollector(opts = {}) {
         delivered.push(u);
       }
     }
-    if (!res.destroyed && !res.socket?.destroyed) {
+    if (!res.destroyed && res.socket && !res.socket.destroyed) {
       res.writeHead(status, { 'content-type': 'application/json', ...corsHeaders(req), ...headers }).end('{}');
     } else {
       record.clientGone = true;
