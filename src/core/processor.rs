@@ -238,6 +238,8 @@ pub struct Processor {
     url: Option<Rc<str>>,
     contexts: Vec<Rc<BatchContext>>,
     context_ids: HashMap<String, usize>,
+    /// The raw context of the last event and its id.
+    last_context: Option<(Box<str>, usize)>,
     queue: Queue,
     batches: VecDeque<Batch>,
     held_events: usize,
@@ -263,6 +265,7 @@ impl Processor {
             config,
             contexts: Vec::new(),
             context_ids: HashMap::new(),
+            last_context: None,
             queue: Queue::default(),
             batches: VecDeque::new(),
             held_events: 0,
@@ -718,18 +721,29 @@ impl Processor {
     }
 
     fn context_id(&mut self, raw: &str) -> usize {
+        // Fast path: consecutive events nearly always share their context, and comparing
+        // the raw fields costs less than building and hashing the key.
+        if let Some((last, id)) = &self.last_context {
+            if **last == *raw {
+                return *id;
+            }
+        }
         let key = wire::context_key(raw);
-        if let Some(&id) = self.context_ids.get(&key) {
-            return id;
-        }
-        if self.contexts.len() >= CONTEXT_TABLE_LIMIT && self.queue.is_empty() {
-            // Sealed batches hold their own reference to their context.
-            self.contexts.clear();
-            self.context_ids.clear();
-        }
-        let id = self.contexts.len();
-        self.contexts.push(Rc::new(BatchContext::new(raw)));
-        self.context_ids.insert(key, id);
+        let id = match self.context_ids.get(&key) {
+            Some(&id) => id,
+            None => {
+                if self.contexts.len() >= CONTEXT_TABLE_LIMIT && self.queue.is_empty() {
+                    // Sealed batches hold their own reference to their context.
+                    self.contexts.clear();
+                    self.context_ids.clear();
+                }
+                let id = self.contexts.len();
+                self.contexts.push(Rc::new(BatchContext::new(raw)));
+                self.context_ids.insert(key, id);
+                id
+            }
+        };
+        self.last_context = Some((raw.into(), id));
         id
     }
 
