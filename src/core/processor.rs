@@ -228,6 +228,9 @@ impl Batch {
     }
 }
 
+/// How often sends that never got an answer are looked for, in ms.
+const STALE_CHECK_EVERY_MS: f64 = 1000.0;
+
 /// Contexts are forgotten once this many are known and nothing is pending.
 const CONTEXT_TABLE_LIMIT: usize = 64;
 
@@ -249,6 +252,10 @@ pub struct Processor {
     next_id: u64,
     stats: Stats,
     closed: bool,
+    /// How many batches wait for a retry.
+    waiting: usize,
+    /// When stale sends were last looked for.
+    last_stale_check: f64,
     /// `false` once `poll_dispatch` found nothing to send and nothing changed since:
     /// keeps every `process()` call cheap while batches stall (e.g. an outage).
     dirty: bool,
@@ -275,6 +282,8 @@ impl Processor {
             stats: Stats::default(),
             closed: false,
             dirty: true,
+            waiting: 0,
+            last_stale_check: f64::NEG_INFINITY,
         }
     }
 
@@ -380,10 +389,17 @@ impl Processor {
             .queue
             .oldest()
             .map(|t| t + self.config.flush_interval_ms);
-        let retries = self.batches.iter().filter_map(|b| match b.state {
-            State::Waiting(t) => Some(t),
-            _ => None,
-        });
+        let retries = if self.waiting == 0 {
+            None
+        } else {
+            self.batches
+                .iter()
+                .filter_map(|b| match b.state {
+                    State::Waiting(t) => Some(t),
+                    _ => None,
+                })
+                .reduce(f64::min)
+        };
         let pauses = self.paused.iter().map(|(_, t)| *t);
         flush
             .into_iter()
@@ -401,18 +417,29 @@ impl Processor {
         for group in due {
             self.seal(group);
         }
-        for b in self.batches.iter_mut() {
-            if matches!(b.state, State::Waiting(t) if t <= now_ms) {
-                b.state = State::Ready;
-                self.dirty = true;
+        // The scans below run on every call from the JS layer: skip them when there is
+        // nothing to find, so that process() stays cheap with many batches in flight.
+        if self.waiting > 0 {
+            for b in self.batches.iter_mut() {
+                if matches!(b.state, State::Waiting(t) if t <= now_ms) {
+                    b.state = State::Ready;
+                    self.waiting -= 1;
+                    self.dirty = true;
+                }
             }
         }
         let paused = self.paused.len();
         self.paused.retain(|(_, until)| *until > now_ms);
         self.dirty |= paused != self.paused.len();
         // A send whose outcome never came (in workerd, a fetch of a request that ended
-        // is dropped silently) counts as a network error once it is overdue.
-        if let Some(limit) = self.config.in_flight_limit_ms {
+        // is dropped silently) counts as a network error once it is overdue. Checked at
+        // most once a second.
+        if let Some(limit) = self
+            .config
+            .in_flight_limit_ms
+            .filter(|_| now_ms >= self.last_stale_check + STALE_CHECK_EVERY_MS)
+        {
+            self.last_stale_check = now_ms;
             let stale: Vec<u64> = self
                 .batches
                 .iter()
@@ -576,6 +603,7 @@ impl Processor {
                 self.paused.retain(|(u, _)| *u != url);
                 self.paused.push((url, until));
                 self.batches[i].state = State::Waiting(until);
+                self.waiting += 1;
                 self.batches[i].failed_before = true;
             }
             Verdict::Retry => {
@@ -588,6 +616,7 @@ impl Processor {
                     b.retries += 1;
                     b.failed_before = true;
                     b.state = State::Waiting(now_ms + wait);
+                    self.waiting += 1;
                 } else {
                     self.give_up(i, status, FailReason::RetriesExhausted);
                 }
