@@ -21,15 +21,21 @@ function fail(field, rule, got) {
   return new TypeError(`${field} must be ${rule}, got ${show(got)}`);
 }
 
+// A string that JSON.stringify would copy as it is between quotes: no quote, backslash,
+// control character or surrogate (lone surrogates are escaped by JSON.stringify).
+const PLAIN = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
+
 function leaf(v, field) {
   if (v === undefined) return '';
   switch (typeof v) {
     case 'number':
       if (!Number.isFinite(v)) throw fail(field, 'a finite number', v);
-      return JSON.stringify(v);
+      return String(v); // the same text as JSON.stringify for finite numbers
     case 'string':
+      // About twice as fast as JSON.stringify for the short ids and keys of events.
+      return PLAIN.test(v) ? `"${v}"` : JSON.stringify(v);
     case 'boolean':
-      return JSON.stringify(v);
+      return v ? 'true' : 'false';
     case 'object':
       if (v === null) return 'null';
       // Objects are never valid leaves: Rust reports them by their first byte.
