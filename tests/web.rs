@@ -83,7 +83,7 @@ async fn batches_reach_the_dispatcher_and_the_listeners() {
     assert!(p.remove_on_event_dispatch(JsValue::from(id)));
     assert!(!p.remove_on_event_dispatch(JsValue::from(id)));
     p.process(event("u3", "EU")).unwrap();
-    JsFuture::from(p.close()).await.unwrap();
+    JsFuture::from(p.close(None).unwrap()).await.unwrap();
     assert_eq!(heard.borrow().len(), 1, "a removed listener is not called");
     assert_eq!(seen.borrow().len(), 2);
     assert_eq!(
@@ -191,8 +191,8 @@ fn bad_events_throw_a_type_error_naming_the_field_and_keep_the_queue() {
 #[wasm_bindgen_test]
 async fn process_after_close_throws() {
     let p = BatchEventProcessor::new(JsValue::UNDEFINED).unwrap();
-    let first = p.close();
-    let second = p.close();
+    let first = p.close(None).unwrap();
+    let second = p.close(None).unwrap();
     assert!(JsValue::from(first.clone()) == JsValue::from(second));
     JsFuture::from(first).await.unwrap();
     let err = p.process(event("late", "US")).unwrap_err();

@@ -380,7 +380,7 @@ impl Inner {
 
     /// Resolves when the processor is idle or `close_timeout_ms` has passed, then stops
     /// the timer and reports what is left.
-    async fn finish(self: Rc<Self>) -> Result<JsValue, JsValue> {
+    async fn finish(self: Rc<Self>, timeout_ms: f64) -> Result<JsValue, JsValue> {
         let idle = if self.core.borrow().is_idle() {
             Promise::resolve(&JsValue::UNDEFINED)
         } else {
@@ -388,7 +388,7 @@ impl Inner {
             self.idle_waiters.borrow_mut().extend(resolve);
             p
         };
-        let ms = self.close_timeout_ms.clamp(0.0, u32::MAX as f64) as u32;
+        let ms = timeout_ms.clamp(0.0, u32::MAX as f64) as u32;
         let (timeout, _timer) = deadline(ms, JsValue::UNDEFINED, || ());
         let _ = JsFuture::from(Promise::race(&Array::of2(&idle, &timeout))).await;
         self.stopped.set(true);
@@ -484,6 +484,25 @@ impl From<Stats> for JsStats {
             dropped: s.dropped,
             bytes_sent: s.bytes_sent,
         }
+    }
+}
+
+/// The deadline of `close(options)`: `options.timeout` in ms, or `default_ms`.
+fn close_timeout(options: Option<&JsValue>, default_ms: f64) -> Result<f64, JsValue> {
+    let Some(options) = options.filter(|o| !o.is_undefined() && !o.is_null()) else {
+        return Ok(default_ms);
+    };
+    let timeout = js_sys::Reflect::get(options, &JsValue::from_str("timeout"))?;
+    if timeout.is_undefined() {
+        return Ok(default_ms);
+    }
+    match timeout.as_f64() {
+        Some(ms) if (0.0..=2_147_483_647.0).contains(&ms) => Ok(ms),
+        _ => Err(js_sys::TypeError::new(&format!(
+            "close() options.timeout must be a number of ms from 0 to 2147483647, got {}",
+            show(&timeout)
+        ))
+        .into()),
     }
 }
 
@@ -731,22 +750,27 @@ impl BatchEventProcessor {
     }
 
     /// Refuses further events, sends everything queued and keeps retrying until all is
-    /// delivered or given up, or `closeTimeout` passes; then stops its timer and
-    /// resolves with `{ dispatched, failed, pending }`. Never rejects; later calls
-    /// return the same promise.
+    /// delivered or given up, or the deadline passes (`options.timeout`, default the
+    /// `closeTimeout` option); then stops its timer and resolves with
+    /// `{ dispatched, failed, pending }`. Never rejects; later calls return the same
+    /// promise. Throws a `TypeError` for a bad `timeout`.
     #[wasm_bindgen(unchecked_return_type = "Promise<CloseSummary>")]
-    pub fn close(&self) -> Promise {
+    pub fn close(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "{ timeout?: number }")] options: Option<JsValue>,
+    ) -> Result<Promise, JsValue> {
         if let Some(p) = self.inner.closing.borrow().as_ref() {
-            return p.clone();
+            return Ok(p.clone());
         }
+        let timeout_ms = close_timeout(options.as_ref(), self.inner.close_timeout_ms)?;
         self.inner.core.borrow_mut().close();
         self.inner.pump_flushing();
         for unwatch in self.inner.unwatch.borrow_mut().drain(..) {
             let _ = unwatch.call0(&JsValue::UNDEFINED);
         }
-        let p = future_to_promise(Rc::clone(&self.inner).finish());
+        let p = future_to_promise(Rc::clone(&self.inner).finish(timeout_ms));
         *self.inner.closing.borrow_mut() = Some(p.clone());
-        p
+        Ok(p)
     }
 
     /// The counters.

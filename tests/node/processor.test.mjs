@@ -349,3 +349,19 @@ test('the waitUntil option receives the promise of every send', async () => {
   assert.equal(q.stats().dispatched, 1);
   await p.close();
 });
+
+test('close({ timeout }) bounds the wait: a collector that is down leaves events pending, and never a hang', async () => {
+  const down = await startCollector({ status: () => 503 });
+  try {
+    const p = new BatchEventProcessor({ endpoint: down.url, retry: { maxRetries: 1000, initialBackoff: 20, maxBackoff: 50 } });
+    assert.throws(() => p.close({ timeout: 'soon' }), (e) => e instanceof TypeError && /timeout/.test(e.message));
+    for (let i = 0; i < 5; i++) p.process(impression());
+    const started = Date.now();
+    const summary = await p.close({ timeout: 300 });
+    assert.ok(Date.now() - started < 2000, 'resolved by its deadline');
+    assert.deepEqual(summary, { dispatched: 0, failed: 0, pending: 5 });
+    assert.ok(down.requests.length >= 2, 'it kept retrying until the deadline');
+  } finally {
+    await down.close();
+  }
+});
