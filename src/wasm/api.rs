@@ -757,7 +757,9 @@ impl BatchEventProcessor {
     #[wasm_bindgen(unchecked_return_type = "Promise<CloseSummary>")]
     pub fn close(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "{ timeout?: number }")] options: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "{ timeout?: number }")] options: Option<
+            JsValue,
+        >,
     ) -> Result<Promise, JsValue> {
         if let Some(p) = self.inner.closing.borrow().as_ref() {
             return Ok(p.clone());
