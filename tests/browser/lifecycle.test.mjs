@@ -134,3 +134,19 @@ test('after a back/forward-cache restore, events processed are still sent', asyn
   assert.ok(restored, 'Chromium restored the page from the back/forward cache');
   await context.close();
 });
+
+test('more than 64 KB queued when the page is left: what fits the keepalive quota goes at once, the rest is sent by the next page, each event once', async () => {
+  const { context, tab } = await open('127.0.0.1');
+  const uuids = await processIn(tab, 12, 10_000); // ~120 KB queued
+  await tab.goto(`http://127.0.0.1:${site.port}/next.html`);
+  await new Promise((r) => setTimeout(r, 1000));
+  const first = uuids.filter((u) => received().has(u)).length;
+  assert.ok(first > 0 && first < uuids.length, `${first} of ${uuids.length} left with the page (Chromium caps keepalive bodies in flight at 64 KiB)`);
+  // Coming back to the site: the rest was persisted and goes now.
+  await tab.goto(`http://127.0.0.1:${site.port}/app.html?endpoint=${encodeURIComponent(collector.url)}`);
+  await collector.until(() => uuids.every((u) => received().has(u)), 5000);
+  const counts = new Map();
+  for (const u of collector.uuids()) counts.set(u, (counts.get(u) || 0) + 1);
+  assert.deepEqual(uuids.filter((u) => counts.get(u) !== 1), [], 'each event exactly once');
+  await context.close();
+});
