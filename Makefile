@@ -15,7 +15,7 @@ build:
 	cargo build --release --target wasm32-unknown-unknown --lib
 	rm -rf target/dist-new
 	wasm-bindgen --target web --out-dir target/dist-new --out-name bep $(WASM)
-	npx wasm-opt -Oz $(WASM_FEATURES) target/dist-new/bep_bg.wasm -o target/dist-new/bep_bg.wasm
+	npx wasm-opt -Oz --strip-debug --strip-producers $(WASM_FEATURES) target/dist-new/bep_bg.wasm -o target/dist-new/bep_bg.wasm
 	@# Swap the new output in at once, so a concurrent test never sees pkg/dist missing.
 	rm -rf target/dist-old; if [ -d $(DIST) ]; then mv $(DIST) target/dist-old; fi; mv target/dist-new $(DIST)
 	npx esbuild pkg/node.js --bundle --platform=node --format=cjs --log-level=warning \
