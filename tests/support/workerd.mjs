@@ -50,3 +50,20 @@ export async function bundleWorker(entry, outdir, extra = {}) {
     ...extra,
   });
 }
+
+/** POSTs `body` as JSON to the Worker in `mf`; answers `{ status, json, text }` (json undefined if not JSON). */
+export async function postJson(mf, route, body = {}) {
+  const res = await mf.dispatchFetch(`http://localhost${route}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, json, text };
+}

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { Miniflare, Log, LogLevel } from 'miniflare';
 import { startCollector } from '../support/collector.mjs';
-import { bundleWorker as bundle, ensurePackageInstalled, root } from '../support/workerd.mjs';
+import { bundleWorker as bundle, ensurePackageInstalled, postJson, root } from '../support/workerd.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const outdir = path.join(root, 'target/workerd-test');
@@ -37,21 +37,7 @@ async function bundleWorker() {
   return path.join(outdir, 'worker.mjs');
 }
 
-async function post(route, body) {
-  const res = await mf.dispatchFetch(`http://localhost${route}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, json, text };
-}
+const post = (route, body) => postJson(mf, route, body);
 
 // Contexts that differ in exactly one field from the first: none may share a batch.
 const BASE_CONTEXT = {

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { Miniflare, Log, LogLevel } from 'miniflare';
 import { startCollector } from '../../support/collector.mjs';
-import { bundleWorker as bundle, ensurePackageInstalled, root } from '../../support/workerd.mjs';
+import { bundleWorker as bundle, ensurePackageInstalled, postJson, root } from '../../support/workerd.mjs';
 import { flowUsers, IDS, EVENT_KEY } from '../../support/datafile.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -43,21 +43,7 @@ async function bundleWorker() {
   return path.join(outdir, 'worker.mjs');
 }
 
-async function post(route, body = {}) {
-  const res = await mf.dispatchFetch(`http://localhost${route}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, json, text };
-}
+const post = (route, body) => postJson(mf, route, body);
 
 /** Every event a collector received: uuid, its visitor and batch header as JSON text, and its request. */
 function received(c) {
