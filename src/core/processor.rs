@@ -302,6 +302,43 @@ impl Processor {
         if self.closed {
             return Err(Error::Closed);
         }
+        self.forget_contexts_if_idle();
+        let (context, record) = self.prepare(event, now_ms)?;
+        if !self.has_room(1) {
+            self.stats.dropped += 1;
+            return Ok(false);
+        }
+        self.enqueue(context, record, now_ms);
+        Ok(true)
+    }
+
+    /// Accepts several packed events all together or not at all: every event is
+    /// validated first (the error names the event's index), then, if the queue has
+    /// room for all of them, they are queued in order and `Ok(true)` is returned;
+    /// otherwise none is and they are all counted as dropped (`Ok(false)`).
+    pub fn process_all(&mut self, events: &[String], now_ms: f64) -> Result<bool, Error> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        self.forget_contexts_if_idle();
+        let prepared = events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| self.prepare(event, now_ms).map_err(|e| e.in_event(i)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !self.has_room(prepared.len()) {
+            self.stats.dropped += prepared.len() as u64;
+            return Ok(false);
+        }
+        for (context, record) in prepared {
+            self.enqueue(context, record, now_ms);
+        }
+        Ok(true)
+    }
+
+    /// Validates one packed event and turns it into a record of its context, without
+    /// queuing it.
+    fn prepare(&mut self, event: &str, now_ms: f64) -> Result<(usize, Record), Error> {
         let parsed = packed::parse(event)?;
         let fields: Box<str> = if parsed.needs_timestamp {
             fill_timestamp(parsed.data, now_ms).into()
@@ -318,68 +355,32 @@ impl Processor {
                 max: self.config.max_payload_bytes,
             });
         }
-        if self.queue.len() + self.held_events >= self.config.max_queue_size {
-            self.stats.dropped += 1;
-            return Ok(false);
-        }
-        let header = ctx.header.len();
-        if let Some(group) = self.queue.group(context) {
-            if group.body_bytes_with(header, bytes) > self.config.max_payload_bytes {
-                self.seal_context(context);
-            }
-        }
         let record = Record {
             kind: parsed.kind,
             bytes,
             fields,
         };
+        Ok((context, record))
+    }
+
+    /// `true` when `n` more events fit under `max_queue_size` (pending plus held).
+    fn has_room(&self, n: usize) -> bool {
+        self.queue.len() + self.held_events + n <= self.config.max_queue_size
+    }
+
+    /// Adds a record to its context's pending group, sealing the group first when the
+    /// record would push its body over `max_payload_bytes`, and after when the group
+    /// reaches `batch_size`.
+    fn enqueue(&mut self, context: usize, record: Record, now_ms: f64) {
+        let header = self.contexts[context].header.len();
+        if let Some(group) = self.queue.group(context) {
+            if group.body_bytes_with(header, record.bytes) > self.config.max_payload_bytes {
+                self.seal_context(context);
+            }
+        }
         if self.queue.push(context, record, now_ms) >= self.config.batch_size {
             self.seal_context(context);
         }
-        Ok(true)
-    }
-
-    /// Accepts several packed events all together or not at all: every event is
-    /// validated first (the error names the event's index), then, if the queue has
-    /// room for all of them, they are queued in order and `Ok(true)` is returned;
-    /// otherwise none is and they are all counted as dropped (`Ok(false)`).
-    pub fn process_all(&mut self, events: &[String], now_ms: f64) -> Result<bool, Error> {
-        if self.closed {
-            return Err(Error::Closed);
-        }
-        for (i, event) in events.iter().enumerate() {
-            self.check(event).map_err(|e| e.in_event(i))?;
-        }
-        let room = self
-            .config
-            .max_queue_size
-            .saturating_sub(self.queue.len() + self.held_events);
-        if events.len() > room {
-            self.stats.dropped += events.len() as u64;
-            return Ok(false);
-        }
-        for event in events {
-            self.process(event, now_ms)?;
-        }
-        Ok(true)
-    }
-
-    /// Validates one packed event as [`Processor::process`] would, without queuing it.
-    fn check(&mut self, event: &str) -> Result<(), Error> {
-        let parsed = packed::parse(event)?;
-        let context = self.context_id(parsed.context);
-        let ctx = &self.contexts[context];
-        // A missing timestamp is filled with `Date.now()`: 13 digits.
-        let filled = if parsed.needs_timestamp { 13 } else { 0 };
-        let bytes = wire::visitor_bytes(ctx, parsed.kind, parsed.data) + filled;
-        let single = ctx.single_body_bytes(bytes);
-        if single > self.config.max_payload_bytes {
-            return Err(Error::EventTooLarge {
-                bytes: single,
-                max: self.config.max_payload_bytes,
-            });
-        }
-        Ok(())
     }
 
     /// When the processor next needs [`Processor::handle_timeout`], in `now_ms` time:
@@ -761,11 +762,6 @@ impl Processor {
         let id = match self.context_ids.get(&key) {
             Some(&id) => id,
             None => {
-                if self.contexts.len() >= CONTEXT_TABLE_LIMIT && self.queue.is_empty() {
-                    // Sealed batches hold their own reference to their context.
-                    self.contexts.clear();
-                    self.context_ids.clear();
-                }
                 let id = self.contexts.len();
                 self.contexts.push(Rc::new(BatchContext::new(raw)));
                 self.context_ids.insert(key, id);
@@ -774,6 +770,17 @@ impl Processor {
         };
         self.last_context = Some((raw.into(), id));
         id
+    }
+
+    /// Forgets the known contexts once there are many and no pending event refers to
+    /// one (sealed batches hold their own reference). Called before events are
+    /// prepared, so that ids handed out while preparing stay valid.
+    fn forget_contexts_if_idle(&mut self) {
+        if self.contexts.len() >= CONTEXT_TABLE_LIMIT && self.queue.is_empty() {
+            self.contexts.clear();
+            self.context_ids.clear();
+            self.last_context = None;
+        }
     }
 
     fn seal_context(&mut self, context: usize) {
