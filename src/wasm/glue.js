@@ -184,34 +184,32 @@ const WIRE = {
   tags: (w) => `${w.event}.tags`,
 };
 
+/** The LogEvent path of a UserEvent field of the event found at `where`. */
+function wirePath(where, field) {
+  const attr = /^user\.attributes\[(\d+)\]\.(entityId|key|value)$/.exec(field);
+  if (attr) return `${where.visitor}.attributes[${attr[1]}].${{ entityId: 'entity_id', key: 'key', value: 'value' }[attr[2]]}`;
+  return WIRE[field] ? WIRE[field](where) : field;
+}
+
 /**
  * The LogEvent path of a UserEvent field of the `index`-th event of the last
  * `unbatch`, so that errors name what the caller passed
  * (`logEvent.params.visitors[0].visitor_id`, not `user.id`).
  */
 export function wireField(index, field) {
-  const w = unbatched[index];
-  if (!w) return field;
-  const attr = /^user\.attributes\[(\d+)\]\.(entityId|key|value)$/.exec(field);
-  if (attr) return `${w.visitor}.attributes[${attr[1]}].${{ entityId: 'entity_id', key: 'key', value: 'value' }[attr[2]]}`;
-  return WIRE[field] ? WIRE[field](w) : field;
+  return unbatched[index] ? wirePath(unbatched[index], field) : field;
 }
 
+/** `pack`, with a structural error renamed to the LogEvent path of its field. */
 function packAt(where, event) {
+  unbatched.push(where);
   try {
     return pack(event);
   } catch (e) {
     const m = /^(\S+) must be /.exec(e.message);
-    if (e instanceof TypeError && m) throw new TypeError(wireFieldOf(where, m[1]) + e.message.slice(m[1].length));
+    if (e instanceof TypeError && m) throw new TypeError(wirePath(where, m[1]) + e.message.slice(m[1].length));
     throw e;
   }
-}
-
-function wireFieldOf(where, field) {
-  unbatched.push(where);
-  const name = wireField(unbatched.length - 1, field);
-  unbatched.pop();
-  return name;
 }
 
 export function unbatch(logEvent) {
@@ -262,7 +260,6 @@ export function unbatch(logEvent) {
         const e = object(s.events[0], `${where}.snapshots[${si}].events[0]`, false);
         const m = object(d.metadata, `${where}.snapshots[${si}].decisions[0].metadata`, true) || {};
         const at = { visitor: where, decision: `${where}.snapshots[${si}].decisions[0]`, event: `${where}.snapshots[${si}].events[0]`, bot: attrs.length - 1 };
-        unbatched.push(at);
         packed.push(packAt(at, {
           type: 'impression', uuid: e.uuid, timestamp: e.timestamp, context, user,
           // campaign_id = layer || experiment || null on the way out: a layer id equal to
@@ -277,7 +274,6 @@ export function unbatch(logEvent) {
         s.events.forEach((event, ei) => {
           const e = object(event, `${where}.snapshots[${si}].events[${ei}]`, false);
           const at = { visitor: where, event: `${where}.snapshots[${si}].events[${ei}]`, bot: attrs.length - 1 };
-          unbatched.push(at);
           packed.push(packAt(at, {
             type: 'conversion', uuid: e.uuid, timestamp: e.timestamp, context, user,
             event: { id: e.entity_id, key: e.key },
