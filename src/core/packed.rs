@@ -170,15 +170,60 @@ pub struct Parsed<'a> {
     pub kind: Kind,
     /// The data fields, still joined by [`SEP`].
     pub data: &'a str,
+    /// The same data fields, split (see [`data`]; unused ones are empty).
+    pub fields: [&'a str; data::MAX],
     /// `true` when the event has no timestamp and the processor must fill it in.
     pub needs_timestamp: bool,
+}
+
+/// The parts of `s` between the bytes `sep` (an ASCII separator), like
+/// `str::split` but a plain byte loop: the fields are short, and the generic char
+/// searcher costs more per field than the scan itself.
+#[derive(Debug, Clone)]
+pub struct Fields<'a> {
+    rest: Option<&'a str>,
+    sep: u8,
+}
+
+impl<'a> Fields<'a> {
+    /// The fields of `s` separated by `sep` (one empty field for an empty `s`).
+    pub fn new(s: &'a str, sep: char) -> Self {
+        debug_assert!(sep.is_ascii());
+        Fields {
+            rest: Some(s),
+            sep: sep as u8,
+        }
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.rest?;
+        let b = s.as_bytes();
+        // An index loop rather than `position(|b| ..)`: at opt-level "z" the closure
+        // is not inlined and costs a call per byte.
+        let mut i = 0;
+        while i < b.len() && b[i] != self.sep {
+            i += 1;
+        }
+        if i < b.len() {
+            // `sep` is ASCII, so both sides of it are char boundaries.
+            self.rest = Some(&s[i + 1..]);
+            Some(&s[..i])
+        } else {
+            self.rest = None;
+            Some(s)
+        }
+    }
 }
 
 /// Splits `s` on [`SEP`] into `out`, returning how many fields there were
 /// (possibly more than `out` holds).
 pub fn split<'a, const N: usize>(s: &'a str, out: &mut [&'a str; N]) -> usize {
     let mut n = 0;
-    for part in s.split(SEP) {
+    for part in Fields::new(s, SEP) {
         if n < N {
             out[n] = part;
         }
@@ -361,10 +406,13 @@ pub fn parse(s: &str) -> Result<Parsed<'_>, Error> {
     }
     let context_end = f[..ctx::COUNT].iter().map(|x| x.len() + 1).sum::<usize>() - 1;
     let data_start = context_end + 1 + f[TYPE].len() + 1;
+    let mut fields = [""; data::MAX];
+    fields[..d.len()].copy_from_slice(d);
     Ok(Parsed {
         context: &s[..context_end],
         kind,
         data: &s[data_start..],
+        fields,
         needs_timestamp: d[data::TIMESTAMP].is_empty(),
     })
 }
@@ -374,7 +422,7 @@ fn check_attributes(field: &str) -> Result<(), Error> {
         return Ok(());
     }
     let mut count = 0;
-    for (i, token) in field.split(SUB).enumerate() {
+    for (i, token) in Fields::new(field, SUB).enumerate() {
         count += 1;
         let (name, rule) = match i % 3 {
             0 => ("entityId", Rule::RequiredString),

@@ -12,7 +12,7 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::rc::Rc;
 
 use super::error::Error;
-use super::packed::{self, data, SEP};
+use super::packed::{self, data, Fields, SEP};
 use super::queue::{Group, Queue, Record};
 use super::retry::{self, Jitter, RetryPolicy, Verdict};
 use super::wire::{self, BatchContext, BODY_TAIL};
@@ -339,15 +339,18 @@ impl Processor {
     /// Validates one packed event and turns it into a record of its context, without
     /// queuing it.
     fn prepare(&mut self, event: &str, now_ms: f64) -> Result<(usize, Record), Error> {
-        let parsed = packed::parse(event)?;
+        let mut parsed = packed::parse(event)?;
+        let timestamp;
         let fields: Box<str> = if parsed.needs_timestamp {
-            fill_timestamp(parsed.data, now_ms).into()
+            timestamp = (now_ms.max(0.0).floor() as u64).to_string();
+            parsed.fields[packed::data::TIMESTAMP] = &timestamp;
+            fill_timestamp(parsed.data, &timestamp).into()
         } else {
             parsed.data.into()
         };
         let context = self.context_id(parsed.context);
         let ctx = &self.contexts[context];
-        let bytes = wire::visitor_bytes(ctx, parsed.kind, &fields);
+        let bytes = wire::visitor_bytes(ctx, parsed.kind, &parsed.fields);
         let single = ctx.single_body_bytes(bytes);
         if single > self.config.max_payload_bytes {
             return Err(Error::EventTooLarge {
@@ -868,10 +871,9 @@ fn visitor_hashes(records: &[Record]) -> Vec<u64> {
     let mut out: Vec<u64> = records
         .iter()
         .map(|r| {
-            let mut f = [""; data::MAX];
-            packed::split(&r.fields, &mut f);
+            let user_id = Fields::new(&r.fields, SEP).nth(data::USER_ID);
             let mut h = DefaultHasher::new();
-            f[data::USER_ID].hash(&mut h);
+            user_id.hash(&mut h);
             h.finish()
         })
         .collect();
@@ -903,9 +905,10 @@ fn render(context: &BatchContext, records: &[Record]) -> String {
     body
 }
 
-/// Puts `now_ms` (as an integer, like `Date.now()`) into an empty timestamp field.
-fn fill_timestamp(data: &str, now_ms: f64) -> String {
+/// Puts `timestamp` (`now_ms` as an integer, like `Date.now()`) into an empty timestamp
+/// field.
+fn fill_timestamp(data: &str, timestamp: &str) -> String {
     let (uuid, rest) = data.split_once(SEP).unwrap_or((data, ""));
     let rest = rest.strip_prefix(SEP).unwrap_or(rest);
-    format!("{uuid}{SEP}{}{SEP}{rest}", now_ms.max(0.0).floor() as u64)
+    format!("{uuid}{SEP}{timestamp}{SEP}{rest}")
 }

@@ -6,7 +6,7 @@
 //! [`Counter`]) when it is accepted and writes it (into a `String`) at flush time: the
 //! byte accounting can never drift from the bytes sent.
 
-use super::packed::{ctx, data, split, Kind, Token, SEP, SUB};
+use super::packed::{ctx, data, split, Fields, Kind, Token, SEP, SUB};
 
 /// The log-tier endpoint for the US region (and any region but `EU`).
 pub const US_ENDPOINT: &str = "https://logx.optimizely.com/v1/events";
@@ -137,21 +137,27 @@ pub fn context_key(context: &str) -> String {
     format!("{region}{SEP}{rest}")
 }
 
-/// Writes one visitor (`{"snapshots":[…],"visitor_id":…,"attributes":[…]}`).
+/// Writes one visitor (`{"snapshots":[…],"visitor_id":…,"attributes":[…]}`) from its
+/// packed data fields.
 pub fn write_visitor<S: Sink>(out: &mut S, ctx: &BatchContext, kind: Kind, fields: &str) {
     let mut d = [""; data::MAX];
     split(fields, &mut d);
+    write_fields(out, ctx, kind, &d);
+}
+
+/// [`write_visitor`] of data fields already split.
+pub fn write_fields<S: Sink>(out: &mut S, ctx: &BatchContext, kind: Kind, d: &[&str; data::MAX]) {
     out.put("{\"snapshots\":[");
     match kind {
-        Kind::Impression => write_decision(out, &d),
-        Kind::Conversion => write_conversion(out, &d),
+        Kind::Impression => write_decision(out, d),
+        Kind::Conversion => write_conversion(out, d),
     }
     out.put("],\"visitor_id\":");
     out.put(d[data::USER_ID]);
     out.put(",\"attributes\":[");
     let mut first = true;
     if !d[data::ATTRIBUTES].is_empty() {
-        let mut tokens = d[data::ATTRIBUTES].split(SUB);
+        let mut tokens = Fields::new(d[data::ATTRIBUTES], SUB);
         while let (Some(id), Some(key), Some(value)) = (tokens.next(), tokens.next(), tokens.next())
         {
             if !first {
@@ -254,16 +260,22 @@ fn write_conversion<S: Sink>(out: &mut S, d: &[&str; data::MAX]) {
     out.put("]}");
 }
 
-/// Size in bytes of one rendered visitor.
-pub fn visitor_bytes(ctx: &BatchContext, kind: Kind, fields: &str) -> usize {
+/// Size in bytes of one rendered visitor, from its data fields already split.
+pub fn visitor_bytes(ctx: &BatchContext, kind: Kind, d: &[&str; data::MAX]) -> usize {
     let mut c = Counter::default();
-    write_visitor(&mut c, ctx, kind, fields);
+    write_fields(&mut c, ctx, kind, d);
     c.0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn measure(c: &BatchContext, kind: Kind, fields: &str) -> usize {
+        let mut d = [""; data::MAX];
+        split(fields, &mut d);
+        visitor_bytes(c, kind, &d)
+    }
 
     fn context(fields: [&str; 8]) -> String {
         fields.join("\u{1}")
@@ -323,7 +335,7 @@ mod tests {
             s,
             "{\"snapshots\":[{\"events\":[{\"entity_id\":\"e1\",\"key\":\"buy\",\"timestamp\":5,\"uuid\":\"u\",\"tags\":{\"revenue\":100},\"revenue\":100}]}],\"visitor_id\":\"v\",\"attributes\":[]}"
         );
-        assert_eq!(visitor_bytes(&c, Kind::Conversion, &fields), s.len());
+        assert_eq!(measure(&c, Kind::Conversion, &fields), s.len());
     }
 
     #[test]
@@ -353,7 +365,7 @@ mod tests {
             s,
             "{\"snapshots\":[{\"decisions\":[{\"campaign_id\":\"exp\",\"experiment_id\":\"exp\",\"variation_id\":null,\"metadata\":{\"flag_key\":\"fk\",\"rule_key\":\"rk\",\"rule_type\":\"ab\",\"variation_key\":\"var\",\"enabled\":true}}],\"events\":[{\"entity_id\":\"exp\",\"timestamp\":5,\"key\":\"campaign_activated\",\"uuid\":\"u\"}]}],\"visitor_id\":\"v\",\"attributes\":[{\"entity_id\":\"1\",\"key\":\"k\",\"type\":\"custom\",\"value\":2},{\"entity_id\":\"$opt_bot_filtering\",\"key\":\"$opt_bot_filtering\",\"type\":\"custom\",\"value\":true}]}"
         );
-        assert_eq!(visitor_bytes(&c, Kind::Impression, &fields), s.len());
+        assert_eq!(measure(&c, Kind::Impression, &fields), s.len());
     }
 
     #[test]

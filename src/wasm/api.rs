@@ -16,13 +16,12 @@ use super::dispatch;
 use super::error::Error;
 use super::listeners::{notify, Listeners};
 use super::options::Options;
+use super::packer::with_packed;
 use super::timer::{deadline, Timer};
 use crate::core::{self, Dispatch, FailReason, Failure, Outcome, Processor, Stats};
 
 #[wasm_bindgen(module = "/src/wasm/glue.js")]
 extern "C" {
-    #[wasm_bindgen(catch)]
-    fn pack(event: &JsValue) -> Result<String, JsValue>;
     #[wasm_bindgen(js_name = makeLogEvent)]
     fn make_log_event(url: &str, body: &JsValue) -> JsValue;
     /// A value as error messages show it (strings quoted).
@@ -583,13 +582,10 @@ impl BatchEventProcessor {
         if self.inner.core.borrow().is_closed() {
             return Err(Error::Core(core::Error::Closed).into());
         }
-        let packed = pack(&event).map_err(Error::Js)?;
-        let accepted = self
-            .inner
-            .core
-            .borrow_mut()
-            .process(&packed, now())
-            .map_err(Error::from)?;
+        let accepted = with_packed(&event, |packed| {
+            self.inner.core.borrow_mut().process(packed, now())
+        })?
+        .map_err(Error::from)?;
         self.inner.pump();
         Ok(accepted)
     }

@@ -2,6 +2,7 @@
 //!
 //! - [`api`]: the exported `BatchEventProcessor` class.
 //! - [`options`]: the options, their TypeScript types and their validation.
+//! - [`packer`]: moving a UserEvent into wasm memory, packed.
 //! - [`dispatch`]: the default `fetch` dispatcher and custom JS dispatchers.
 //! - [`timer`]: the flush timer on the global `setTimeout`.
 //! - [`listeners`]: subscribed callbacks.
@@ -12,4 +13,5 @@ pub mod dispatch;
 pub mod error;
 pub mod listeners;
 pub mod options;
+pub mod packer;
 pub mod timer;

@@ -2,8 +2,7 @@
 //! log-tier bodies out.
 //!
 //! Run with `cargo bench --bench core`. The `bench` profile inherits the release
-//! profile (`opt-level = "z"`, LTO), so these are numbers for the size-optimised code
-//! that also ships as wasm.
+//! profile (`opt-level = 3`, LTO), the same settings as the shipped wasm.
 //!
 //! Groups (every throughput is in events):
 //! - `process`: `Processor::process` of 1 000 packed events into one open batch
