@@ -276,3 +276,28 @@ fn bodies_are_valid_wire_format() {
     assert!(body.contains("{\"entity_id\":\"$opt_bot_filtering\",\"key\":\"$opt_bot_filtering\",\"type\":\"custom\",\"value\":false}"));
     assert!(body.ends_with("]}]}"));
 }
+
+#[test]
+fn batches_version_moves_only_when_a_batch_comes_or_goes() {
+    // The browser mirror re-reads the batch list only when this number changed.
+    let mut p = Processor::new(Config {
+        batch_size: 2,
+        ..Config::default()
+    });
+    let c = Ctx::default();
+    let v0 = p.batches_version();
+    p.process(&impression(&c, "a", "a"), 0.0).unwrap();
+    assert_eq!(p.batches_version(), v0, "a queued event is not a batch");
+    p.process(&impression(&c, "b", "b"), 0.0).unwrap();
+    let sealed = p.batches_version();
+    assert_ne!(sealed, v0);
+    let b = drain(&mut p);
+    assert_eq!(
+        p.batches_version(),
+        sealed,
+        "handing a batch out keeps it unsettled"
+    );
+    p.on_dispatch_result(b[0].id, Outcome::Delivered, 1.0);
+    assert_ne!(p.batches_version(), sealed);
+    assert!(p.unsettled_ids().is_empty());
+}

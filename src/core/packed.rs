@@ -347,6 +347,13 @@ const CONVERSION_RULES: [(usize, &str, Rule); 5] = [
 
 /// Validates a packed event and splits it into context and data.
 pub fn parse(s: &str) -> Result<Parsed<'_>, Error> {
+    parse_after(s, None)
+}
+
+/// [`parse`], skipping the rules of the context fields when the context is
+/// `known_valid` (the raw context of an event validated before: consecutive events
+/// nearly always share it).
+pub fn parse_after<'a>(s: &'a str, known_valid: Option<&str>) -> Result<Parsed<'a>, Error> {
     let mut f = [""; ctx::COUNT + 1 + data::MAX];
     let n = split(s, &mut f);
     let kind = match f[TYPE] {
@@ -373,8 +380,11 @@ pub fn parse(s: &str) -> Result<Parsed<'_>, Error> {
             got: format!("{n} fields"),
         });
     }
-    for (i, (name, rule)) in CONTEXT_RULES.iter().enumerate() {
-        check(f[i], name, *rule)?;
+    let context_end = f[..ctx::COUNT].iter().map(|x| x.len() + 1).sum::<usize>() - 1;
+    if known_valid != Some(&s[..context_end]) {
+        for (i, (name, rule)) in CONTEXT_RULES.iter().enumerate() {
+            check(f[i], name, *rule)?;
+        }
     }
     let d = &f[TYPE + 1..expected];
     for (i, (name, rule)) in COMMON_RULES.iter().enumerate() {
@@ -404,7 +414,6 @@ pub fn parse(s: &str) -> Result<Parsed<'_>, Error> {
     for (i, name, rule) in rules {
         check(d[*i], name, *rule)?;
     }
-    let context_end = f[..ctx::COUNT].iter().map(|x| x.len() + 1).sum::<usize>() - 1;
     let data_start = context_end + 1 + f[TYPE].len() + 1;
     let mut fields = [""; data::MAX];
     fields[..d.len()].copy_from_slice(d);
@@ -491,6 +500,17 @@ mod tests {
         assert_eq!(p.context, join(&impression()[..8]));
         assert_eq!(p.data, join(&impression()[9..]));
         assert!(!p.needs_timestamp);
+    }
+
+    #[test]
+    fn a_known_context_is_not_checked_again_and_any_other_is() {
+        let mut parts = impression();
+        parts[1] = "42"; // accountId must be a string
+        let s = join(&parts);
+        let context = join(&parts[..8]);
+        assert!(parse(&s).is_err());
+        assert!(parse_after(&s, Some("\"other\"")).is_err());
+        assert_eq!(parse_after(&s, Some(&context)).unwrap().context, context);
     }
 
     #[test]

@@ -259,6 +259,8 @@ pub struct Processor {
     /// `false` once `poll_dispatch` found nothing to send and nothing changed since:
     /// keeps every `process()` call cheap while batches stall (e.g. an outage).
     dirty: bool,
+    /// Bumped whenever a batch is added or removed (see [`Processor::batches_version`]).
+    version: u64,
 }
 
 impl Processor {
@@ -282,6 +284,7 @@ impl Processor {
             stats: Stats::default(),
             closed: false,
             dirty: true,
+            version: 0,
             waiting: 0,
             last_stale_check: f64::NEG_INFINITY,
         }
@@ -339,7 +342,8 @@ impl Processor {
     /// Validates one packed event and turns it into a record of its context, without
     /// queuing it.
     fn prepare(&mut self, event: &str, now_ms: f64) -> Result<(usize, Record), Error> {
-        let mut parsed = packed::parse(event)?;
+        let known = self.last_context.as_ref().map(|(raw, _)| &**raw);
+        let mut parsed = packed::parse_after(event, known)?;
         let timestamp;
         let fields: Box<str> = if parsed.needs_timestamp {
             timestamp = (now_ms.max(0.0).floor() as u64).to_string();
@@ -648,6 +652,7 @@ impl Processor {
         self.held_events = kept.iter().map(Batch::events).sum();
         self.batches = kept;
         self.dirty = true;
+        self.version += 1;
         let mut out = Vec::new();
         for b in batches {
             let header = b.context.header.len() + BODY_TAIL.len();
@@ -710,6 +715,13 @@ impl Processor {
             .iter()
             .filter(|b| matches!(b.state, State::InFlight(_)))
             .map(|b| b.id)
+    }
+
+    /// A number that changes whenever the set of [`Processor::unsettled_ids`] may
+    /// have changed (a batch sealed, split, delivered, given up or drained): a mirror
+    /// of the batches (browser storage) is up to date while it has not.
+    pub fn batches_version(&self) -> u64 {
+        self.version
     }
 
     /// Ids of every sealed batch not yet delivered or given up, oldest first.
@@ -813,6 +825,7 @@ impl Processor {
         let id = self.next_id;
         self.next_id += 1;
         self.dirty = true;
+        self.version += 1;
         self.held_events += records.len();
         let batch = Batch {
             id,
@@ -837,6 +850,7 @@ impl Processor {
             .remove(i)
             .unwrap_or_else(|| unreachable!("index from position()"));
         self.held_events -= b.events();
+        self.version += 1;
         b
     }
 

@@ -87,6 +87,8 @@ struct Inner {
     /// Where unconfirmed batches are persisted (browsers), and which are.
     store: Option<BatchStore>,
     stored: RefCell<Vec<u64>>,
+    /// [`Processor::batches_version`] when `stored` was last brought up to date.
+    stored_version: Cell<Option<u64>>,
     /// Set when `close()` has resolved: no timer is armed any more.
     stopped: Cell<bool>,
     /// `false` in Workers without a `waitUntil` option: sends start only inside
@@ -122,7 +124,11 @@ impl Inner {
     /// Catches up on overdue work, hands out every batch that may go now, reports
     /// given-up batches and re-arms the timer.
     fn pump(self: &Rc<Self>) {
-        let now = now();
+        self.pump_at(now());
+    }
+
+    /// [`Inner::pump`] with the time already read.
+    fn pump_at(self: &Rc<Self>, now: f64) {
         // Runs on every call, not only from the timer: a timer set during an earlier
         // workerd request may never fire.
         self.core.borrow_mut().handle_timeout(now);
@@ -229,6 +235,11 @@ impl Inner {
     /// (before they are sent), settled or replaced ones removed.
     fn persist(&self) {
         let Some(store) = &self.store else { return };
+        // Runs on every pump: nothing to compare while no batch came or went.
+        let version = self.core.borrow().batches_version();
+        if self.stored_version.replace(Some(version)) == Some(version) {
+            return;
+        }
         let current = self.core.borrow().unsettled_ids();
         let current_set: std::collections::HashSet<u64> = current.iter().copied().collect();
         let mut stored = self.stored.borrow_mut();
@@ -558,6 +569,7 @@ impl BatchEventProcessor {
                 unwatch: RefCell::new(Vec::new()),
                 store,
                 stored: RefCell::new(Vec::new()),
+                stored_version: Cell::new(None),
                 stopped: Cell::new(false),
                 send_anytime: !in_workers() || options.wait_until.is_some(),
                 flushing: Cell::new(false),
@@ -582,11 +594,12 @@ impl BatchEventProcessor {
         if self.inner.core.borrow().is_closed() {
             return Err(Error::Core(core::Error::Closed).into());
         }
+        let now = now();
         let accepted = with_packed(&event, |packed| {
-            self.inner.core.borrow_mut().process(packed, now())
+            self.inner.core.borrow_mut().process(packed, now)
         })?
         .map_err(Error::from)?;
-        self.inner.pump();
+        self.inner.pump_at(now);
         Ok(accepted)
     }
 

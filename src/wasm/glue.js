@@ -2,8 +2,8 @@
 // written as JSON.stringify would write it (so strings are escaped and numbers
 // formatted exactly as JavaScript does), undefined leaves are empty, fields are joined
 // by U+0001 and the attribute tokens by U+0002. The packer writes UTF-8 bytes straight
-// into a byte array: `packInto` into the processor's scratch buffer in wasm memory (an
-// event crosses into wasm with no JS string built), `pack` into a buffer of its own.
+// into a growable byte buffer (no JS string is built); `packInto` + `copyPacked` then
+// move them into wasm memory in one copy, `pack` decodes them for `unbatch`.
 // Structural problems (a container that is not an object) are reported here; the rules
 // for every leaf are checked in Rust.
 
@@ -12,13 +12,24 @@ const SUB = 2;
 const QUOTE = 34;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-/** Thrown (and caught) inside the packer when the target has no room left. */
-const OVERFLOW = Symbol('packed event overflow');
+/** A scratch buffer that grew past this (a huge event) is not kept. */
+const KEEP_BYTES = 64 * 1024;
 
-/** Where the packer writes: `out[pos..end]`. */
+/** Where the packer writes: `out[0..pos]` is written, `end` is `out.length`. */
 let out = new Uint8Array(0);
 let pos = 0;
 let end = 0;
+
+/** Makes room for `n` more bytes, growing `out` (by doubling) when needed. */
+function room(n) {
+  if (pos + n <= end) return;
+  let size = Math.max(end * 2, 1024);
+  while (size < pos + n) size *= 2;
+  const bigger = new Uint8Array(size);
+  bigger.set(out.subarray(0, pos));
+  out = bigger;
+  end = size;
+}
 
 /** A value as error messages show it: strings quoted, the rest as `String(v)`. */
 export function show(v) {
@@ -35,22 +46,21 @@ function fail(field, rule, got) {
 }
 
 function byte(b) {
-  if (pos >= end) throw OVERFLOW;
+  if (pos >= end) room(1);
   out[pos++] = b;
 }
 
 /** Text made of ASCII only (numbers, literals). */
 function ascii(s) {
   const n = s.length;
-  if (pos + n > end) throw OVERFLOW;
+  room(n);
   for (let i = 0; i < n; i++) out[pos + i] = s.charCodeAt(i);
   pos += n;
 }
 
 function utf8(s) {
-  const r = encoder.encodeInto(s, out.subarray(pos, end));
-  if (r.read < s.length) throw OVERFLOW;
-  pos += r.written;
+  room(s.length * 3); // the most UTF-8 bytes a UTF-16 string can take
+  pos += encoder.encodeInto(s, out.subarray(pos, end)).written;
 }
 
 /**
@@ -60,7 +70,7 @@ function utf8(s) {
  */
 function string(v) {
   const n = v.length;
-  if (pos + n + 2 > end) throw OVERFLOW;
+  room(n + 2);
   const o = out;
   let p = pos;
   o[p++] = QUOTE;
@@ -79,7 +89,7 @@ function string(v) {
 /** JSON text (already escaped): copied as it is when ASCII, else encoded. */
 function json(s) {
   const n = s.length;
-  if (pos + n > end) throw OVERFLOW;
+  room(n);
   const o = out;
   const p = pos;
   for (let i = 0; i < n; i++) {
@@ -95,20 +105,33 @@ function json(s) {
 
 /** A finite number as JSON.stringify writes it; integers (timestamps) without a string. */
 function number(v) {
-  if (!(v >= 0 && v <= Number.MAX_SAFE_INTEGER && Math.floor(v) === v)) {
+  if (!(v >= 0 && v < 1e15 && Math.floor(v) === v)) {
     ascii(String(v));
     return;
   }
-  let digits = 1;
-  for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
-  if (pos + digits > end) throw OVERFLOW;
-  const o = out;
-  let x = v;
-  for (let i = pos + digits - 1; i >= pos; i--) {
-    o[i] = 48 + (x % 10);
-    x = Math.floor(x / 10);
+  // Up to 15 digits as two int32 halves: int32 division is much cheaper than double.
+  const hi = Math.floor(v / 1e8);
+  if (hi === 0) {
+    digits(v, 1);
+  } else {
+    digits(hi, 1);
+    digits(v - hi * 1e8, 8);
   }
-  pos += digits;
+}
+
+/** The decimal digits of the int32 `x` >= 0, zero-padded to at least `min` digits. */
+function digits(x, min) {
+  let n = 1;
+  for (let y = x; y >= 10; y = (y / 10) | 0) n++;
+  if (n < min) n = min;
+  room(n);
+  const o = out;
+  for (let i = pos + n - 1; i >= pos; i--) {
+    const q = (x / 10) | 0;
+    o[i] = 48 + x - q * 10;
+    x = q;
+  }
+  pos += n;
 }
 
 /** One leaf, then `sep` (0 for none). `field` names it in errors. */
@@ -238,23 +261,20 @@ function packEvent(e) {
 }
 
 /**
- * Runs the packer on `target[at..at + room]` and returns the packed length, or -1 when
- * it did not fit. The previous target is restored afterwards: a getter on the event
- * may re-enter the processor and pack another event.
+ * Packs `e` into `target` (grown if needed); returns the buffer holding the packed
+ * bytes and their length. The state of the packer is saved around the call: a getter
+ * on the event may re-enter the processor and pack another event.
  */
-function packWith(e, target, at, room) {
+function packWith(e, target) {
   const o = out;
   const p = pos;
   const n = end;
   out = target;
-  pos = at;
-  end = at + room;
+  pos = 0;
+  end = target.length;
   try {
     packEvent(e);
-    return pos - at;
-  } catch (x) {
-    if (x === OVERFLOW) return -1;
-    throw x;
+    return [out, pos];
   } finally {
     out = o;
     pos = p;
@@ -264,45 +284,56 @@ function packWith(e, target, at, room) {
 
 /** Packs one UserEvent into a string (for `unbatch`). */
 export function pack(e) {
-  for (let room = 1024; ; room *= 2) {
-    const target = new Uint8Array(room);
-    const n = packWith(e, target, 0, room);
-    if (n >= 0) return decoder.decode(target.subarray(0, n));
+  const [bytes, n] = packWith(e, new Uint8Array(1024));
+  return decoder.decode(bytes.subarray(0, n));
+}
+
+/** The scratch buffer `packInto` writes into, and whether a `packInto` is running. */
+let scratch = new Uint8Array(4096);
+let packing = false;
+/** The bytes of the last `packInto`, for `copyPacked`. */
+let packed = scratch.subarray(0, 0);
+/** What the last `packInto` threw (a TypeError naming the field), for `takePackError`. */
+let packError;
+
+/**
+ * Packs one UserEvent and returns its length in bytes (`copyPacked` then moves the
+ * bytes into wasm memory), or -1 when the event is invalid (`takePackError` tells
+ * why). Nothing is thrown across the boundary: wasm-bindgen's catching wrapper costs a
+ * closure per call.
+ */
+export function packInto(e) {
+  // A getter that re-enters the processor packs into a buffer of its own.
+  const reentered = packing;
+  packing = true;
+  try {
+    const [bytes, n] = packWith(e, reentered ? new Uint8Array(1024) : scratch);
+    if (!reentered && bytes.length <= KEEP_BYTES) scratch = bytes;
+    packed = bytes.subarray(0, n);
+    return n;
+  } catch (x) {
+    packError = x;
+    return -1;
+  } finally {
+    packing = reentered;
   }
 }
 
 let memory = null;
 let view = new Uint8Array(0);
 
-/** The wasm module's memory, which `packInto` writes into. */
+/** The wasm module's memory, which `copyPacked` writes into. */
 export function useMemory(m) {
   memory = m;
 }
 
-/** What the last `packInto` threw (a TypeError naming the field), for `takePackError`. */
-let packError;
-
-/**
- * Packs one UserEvent into wasm memory at `at` (the processor's scratch buffer,
- * `room` bytes) and returns its length; -1 when it did not fit (the caller grows the
- * buffer and asks again); -2 when the event is invalid (`takePackError` tells why).
- * Nothing is thrown across the boundary: wasm-bindgen's catching wrapper costs a
- * closure per call.
- */
-export function packInto(e, at, room) {
+/** Copies the bytes of the last `packInto` into wasm memory at `at`. */
+export function copyPacked(at) {
   if (view.buffer !== memory.buffer) view = new Uint8Array(memory.buffer);
-  let n;
-  try {
-    n = packWith(e, view, at, room);
-  } catch (x) {
-    packError = x;
-    return -2;
-  }
-  // A re-entrant call may have grown the memory, detaching `view` mid-write.
-  return view.length === 0 ? -1 : n;
+  view.set(packed, at);
 }
 
-/** The error of the last `packInto` that returned -2. */
+/** The error of the last `packInto` that returned -1. */
 export function takePackError() {
   const e = packError;
   packError = undefined;

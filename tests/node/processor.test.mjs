@@ -315,6 +315,44 @@ test('uuid and timestamp are filled in when omitted', async () => {
   assert.ok(ev.timestamp >= before && ev.timestamp <= Date.now());
 });
 
+test('numbers are written exactly as JSON.stringify writes them', async () => {
+  const values = [0, -0, 7, 99_999_999, 100_000_000, 100_000_001, 1_700_000_000_123, 123_456_789_012_345, 1e15, 2 ** 53, 1.5, -3, 1e21, 5e-7, -123.25];
+  const bodies = [];
+  const p = new BatchEventProcessor({ batchSize: 1000, dispatcher: (e) => void bodies.push(e.body) });
+  for (const v of values) {
+    p.process(conversion({ timestamp: Math.abs(v), revenue: v, user: { id: 'n', attributes: [{ entityId: '1', key: 'k', value: v }] } }));
+  }
+  await p.close();
+  const visitors = bodies.flatMap((b) => JSON.parse(b).visitors);
+  assert.equal(visitors.length, values.length);
+  values.forEach((v, i) => {
+    const text = JSON.stringify(visitors[i]);
+    assert.ok(text.includes(`"value":${JSON.stringify(v)}}`), `attribute ${v}: ${text}`);
+    assert.ok(text.includes(`"revenue":${JSON.stringify(v)}`), `revenue ${v}`);
+    assert.ok(text.includes(`"timestamp":${JSON.stringify(Math.abs(v))},`), `timestamp ${Math.abs(v)}`);
+  });
+});
+
+test('a getter that calls process() while its own event is being read queues both events', async () => {
+  const bodies = [];
+  const p = new BatchEventProcessor({ batchSize: 1000, dispatcher: (e) => void bodies.push(e.params) });
+  const inner = impression({ user: { id: 'inner' } });
+  const outer = impression();
+  Object.defineProperty(outer, 'ruleKey', {
+    get() {
+      // A large event: the scratch buffer of the inner call grows wasm memory.
+      p.process({ ...inner, tags: undefined, flagKey: 'f'.repeat(200_000) });
+      return 'exp';
+    },
+  });
+  assert.equal(p.process(outer), true);
+  await p.close();
+  const ids = bodies.flatMap((b) => b.visitors.map((v) => v.visitor_id));
+  assert.ok(ids.includes('inner'), 'the inner event was queued');
+  assert.ok(ids.includes(outer.user.id), 'the outer event was queued');
+  assert.equal(p.stats().dispatched, ids.length);
+});
+
 test('flushWith(ctx) hands a capped, never-rejecting flush to ctx.waitUntil and survives a throwing waitUntil', async () => {
   const from = collector.requests.length;
   const p = new BatchEventProcessor({ endpoint: collector.url });
