@@ -180,6 +180,35 @@ test('a custom dispatcher replaces fetch; its results count as delivered or fail
   await p.close();
 });
 
+test('a dispatcher may answer synchronously, with a promise or with any thenable; one that never settles times out', async () => {
+  const answers = [
+    { statusCode: 200 },
+    { statusCode: 500 },
+    true,
+    false,
+    undefined,
+    () => { throw new Error('sync throw'); },
+    { then: (resolve) => setTimeout(() => resolve({ statusCode: 200 }), 5) }, // not a Promise
+    { then: (_, reject) => reject(new Error('rejected thenable')) },
+    { then() {} }, // never settles: dispatchTimeout
+  ];
+  let n = 0;
+  const p = new BatchEventProcessor({
+    batchSize: 1,
+    retry: false,
+    dispatchTimeout: 200,
+    dispatcher: () => {
+      const a = answers[n++];
+      return typeof a === 'function' ? a() : a;
+    },
+  });
+  for (let i = 0; i < answers.length; i++) p.process(conversion());
+  await p.close();
+  assert.equal(n, answers.length);
+  const s = p.stats();
+  assert.deepEqual({ dispatched: s.dispatched, failed: s.failed, inFlight: s.inFlight }, { dispatched: 4, failed: 5, inFlight: 0 });
+});
+
 test('non-2xx answers from the collector count as failed', async () => {
   const bad = await startCollector({ status: () => 400 });
   try {
