@@ -177,8 +177,8 @@ pub struct Parsed<'a> {
 }
 
 /// The parts of `s` between the bytes `sep` (an ASCII separator), like
-/// `str::split`, with the separator found by [`find`]: the fields are short, and the
-/// generic char searcher cost more per field than the scan itself.
+/// `str::split`, with the separator found eight bytes at a time: the fields are short,
+/// and the generic char searcher cost more per field than the scan itself.
 #[derive(Debug, Clone)]
 pub struct Fields<'a> {
     rest: Option<&'a str>,
