@@ -300,9 +300,12 @@ async function throughput(opts, impls) {
         const rs = runs[impl];
         // Ours against this one, run by run (the runs are interleaved, so a ratio from
         // the same round shares the machine's load of the moment), then the median.
-        const paired = runs.ours ? median(rs.map((r, i) => runs.ours[i].perSec / r.perSec)) : undefined;
+        const ratios = runs.ours ? rs.map((r, i) => runs.ours[i].perSec / r.perSec) : [];
         results.push({
-          paired,
+          paired: runs.ours ? median(ratios) : undefined,
+          // The spread of the per-run ratios: how far one run can be trusted here.
+          pairedMin: Math.min(...ratios),
+          pairedMax: Math.max(...ratios),
           mode,
           batchSize,
           impl,
@@ -429,7 +432,7 @@ const ratio = (a, b) => `${(a / b).toFixed(2)}x`;
 const LABELS = { ours: 'ours (wasm)', sdk6: 'SDK 6', legacy: '0.10 LogTierV1', limit: 'limit (JSON.stringify)' };
 
 function formatThroughput(results) {
-  const head = ['mode', 'batch', 'implementation', 'events/s (median)', 'min .. max', 'settled ev/s', 'body B/ev', 'ours/this'];
+  const head = ['mode', 'batch', 'implementation', 'events/s (median)', 'min .. max', 'settled ev/s', 'body B/ev', 'ours/this', 'per run'];
   const rows = [];
   for (const r of results) {
     const o = results.find((x) => x.mode === r.mode && x.batchSize === r.batchSize && x.impl === 'ours');
@@ -442,9 +445,10 @@ function formatThroughput(results) {
       fmt(r.settledPerSec),
       fmt(r.bytesPerEvent),
       o && r.impl !== 'ours' ? `${r.paired.toFixed(2)}x` : '',
+      o && r.impl !== 'ours' ? `${r.pairedMin.toFixed(2)} .. ${r.pairedMax.toFixed(2)}` : '',
     ]);
   }
-  return table(head, rows, [false, true, false, true, true, true, true, true]);
+  return table(head, rows, [false, true, false, true, true, true, true, true, true]);
 }
 
 function formatMemory(results) {
@@ -507,7 +511,7 @@ if (opts.child) {
     return `(${t} s)`;
   };
   raw.throughput = await throughput(opts, impls);
-  console.log(`\nThroughput ${took()}, until every batch has reached the dispatcher (ours/this: median of the per-run ratios; > 1: ours is faster)\n`);
+  console.log(`\nThroughput ${took()}, until every batch has reached the dispatcher (ours/this: median of the per-run ratios, per run: their range; > 1: ours is faster)\n`);
   console.log(formatThroughput(raw.throughput));
   console.log(`\n${summary(raw.throughput)}`);
   if (opts.mem) {
