@@ -159,8 +159,13 @@ function leaf(v, field, sep) {
   if (sep) byte(sep);
 }
 
+/** `true` for an object that is not an array (what every container of an event must be). */
+function isObject(v) {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
 function object(v, field, optional) {
-  if (v !== null && typeof v === 'object' && !Array.isArray(v)) return v;
+  if (isObject(v)) return v;
   if (optional && (v === undefined || v === null)) return undefined;
   throw fail(field, optional ? 'an object, null or undefined' : 'an object', v);
 }
@@ -182,7 +187,7 @@ function attributes(list) {
     for (let i = 0; i < list.length; i++) {
       const a = list[i];
       // The field names are built only for an error.
-      if (a === null || typeof a !== 'object' || Array.isArray(a)) object(a, `user.attributes[${i}]`, false);
+      if (!isObject(a)) object(a, `user.attributes[${i}]`, false);
       if (i) byte(SUB);
       attribute(a.entityId, i, 'entityId', SUB);
       attribute(a.key, i, 'key', SUB);
