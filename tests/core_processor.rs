@@ -3,10 +3,10 @@
 
 mod common;
 
-use batch_event_processor::core::{Config, Dispatch, Error, Outcome, Processor};
-use common::{conversion, impression, uuids, Ctx};
+use batch_event_processor::core::{Config, Error, Outcome, Processor};
+use common::{conversion, impression, uuids, Ctx, Sent};
 
-fn drain(p: &mut Processor) -> Vec<Dispatch> {
+fn drain(p: &mut Processor) -> Vec<Sent> {
     common::drain(p, 0.0)
 }
 

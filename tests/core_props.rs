@@ -78,7 +78,7 @@ impl World {
     }
 
     fn take_dispatches(&mut self, p: &mut Processor, now: f64, max_payload: usize) {
-        while let Some(d) = p.poll_dispatch(now) {
+        while let Some(d) = common::poll(p, now) {
             assert!(
                 d.body.len() <= max_payload,
                 "{} > {max_payload}",
@@ -227,7 +227,7 @@ proptest! {
             Ok(accepted) => {
                 prop_assert!(accepted);
                 p.flush();
-                let d = p.poll_dispatch(1.0).unwrap();
+                let d = common::poll(&mut p, 1.0).unwrap();
                 let parsed: serde_json::Value = serde_json::from_str(&d.body)
                     .map_err(|e| TestCaseError::fail(format!("{e}: {}", d.body)))?;
                 prop_assert_eq!(parsed["enrich_decisions"].as_bool(), Some(true));

@@ -101,7 +101,9 @@ fn gives_up_after_max_retries_and_reports_it() {
     let mut attempts = 0;
     loop {
         p.handle_timeout(now);
-        let Some(d) = p.poll_dispatch(now) else { break };
+        let Some(d) = common::poll(&mut p, now) else {
+            break;
+        };
         attempts += 1;
         p.on_dispatch_result(d.id, fail(500), now);
         now += 10.0;
@@ -186,7 +188,7 @@ fn a_413_splits_the_batch_recursively_and_a_single_event_fails() {
     }
     let mut delivered = Vec::new();
     let mut failures = 0;
-    while let Some(d) = p.poll_dispatch(0.0) {
+    while let Some(d) = common::poll(&mut p, 0.0) {
         if d.events == 1 && uuids(&d.body) == ["a"] {
             p.on_dispatch_result(d.id, fail(413), 0.0);
             failures += 1;
@@ -296,7 +298,7 @@ fn unload_hands_out_everything_at_once_in_bodies_under_the_limit() {
         .unwrap(); // pending
     let big = common::conversion(&c, "carol", "huge", &"y".repeat(70_000));
     p.process(&big, 1.0).unwrap();
-    let out = p.drain_for_unload(4000);
+    let out = common::unload(&mut p, 4000);
     let mut seen: Vec<String> = out.iter().flat_map(|d| uuids(&d.body)).collect();
     for d in &out {
         assert!(d.body.len() <= 4000, "{}", d.body.len());
@@ -308,7 +310,7 @@ fn unload_hands_out_everything_at_once_in_bodies_under_the_limit() {
         ["late"],
         "only what was never sent goes; the batch in flight keeps its request"
     );
-    let many = p.drain_for_unload(4000);
+    let many = common::unload(&mut p, 4000);
     assert!(many.is_empty(), "nothing is handed out twice");
     // The failed batch stays for a later attempt (it is persisted in a browser), and
     // the event too large for a beacon is left to a normal send.
@@ -338,7 +340,7 @@ fn unload_splits_what_is_queued_into_bodies_under_the_limit() {
         .unwrap();
     }
     // 30 sealed by size (ready, not handed out yet) and 10 pending.
-    let out = p.drain_for_unload(4000);
+    let out = common::unload(&mut p, 4000);
     assert!(out.len() > 2);
     for d in &out {
         assert!(d.body.len() <= 4000, "{}", d.body.len());

@@ -54,15 +54,15 @@ impl Default for Config {
     }
 }
 
-/// A batch to hand to the dispatcher.
+/// A batch to hand to the dispatcher. Its body is written by [`Processor::body`] when
+/// it is sent, not when it is handed out: a burst of batches handed out at once does
+/// not hold all their bodies at the same time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dispatch {
-    /// Identifies the batch in [`Processor::on_dispatch_result`].
+    /// Identifies the batch in [`Processor::body`] and [`Processor::on_dispatch_result`].
     pub id: u64,
     /// Endpoint to POST to.
     pub url: String,
-    /// The JSON body, exactly as it must be sent.
-    pub body: String,
     /// Number of events in the batch.
     pub events: usize,
     /// `true` the first time these events are sent; `false` for retries and for the
@@ -517,7 +517,7 @@ impl Processor {
         Some(self.hand_out(chosen, now_ms))
     }
 
-    /// Marks batch `i` in flight and renders it.
+    /// Marks batch `i` in flight.
     fn hand_out(&mut self, i: usize, now_ms: f64) -> Dispatch {
         let b = &mut self.batches[i];
         b.state = State::InFlight(now_ms);
@@ -529,7 +529,6 @@ impl Processor {
         Dispatch {
             id: b.id,
             url: b.url.to_string(),
-            body: render(&b.context, &b.records),
             events: b.events(),
             first_attempt,
         }
@@ -698,7 +697,6 @@ impl Processor {
         let dispatch = Dispatch {
             id: self.next_id,
             url: url.to_string(),
-            body: render(context, &records),
             events: records.len(),
             first_attempt: !sent_before,
         };
@@ -729,12 +727,20 @@ impl Processor {
         self.batches.iter().map(|b| b.id).collect()
     }
 
-    /// The endpoint and body of an unsettled batch (to persist it).
-    pub fn render_batch(&self, id: u64) -> Option<(String, String)> {
-        self.batches
-            .iter()
-            .find(|b| b.id == id)
-            .map(|b| (b.url.to_string(), render(&b.context, &b.records)))
+    /// The JSON body of an unsettled batch (one handed out, or one to persist),
+    /// exactly as it must be sent; the same bytes on every call. `None` once the batch
+    /// was delivered, given up or split.
+    pub fn body(&self, id: u64) -> Option<String> {
+        self.batch(id).map(|b| render(&b.context, &b.records))
+    }
+
+    /// The endpoint of an unsettled batch.
+    pub fn url(&self, id: u64) -> Option<&str> {
+        self.batch(id).map(|b| &*b.url)
+    }
+
+    fn batch(&self, id: u64) -> Option<&Batch> {
+        self.batches.iter().find(|b| b.id == id)
     }
 
     /// The next batch given up since the last call.

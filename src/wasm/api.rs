@@ -190,11 +190,12 @@ impl Inner {
         let batches = self.core.borrow_mut().drain_for_unload(UNLOAD_BODY_BYTES);
         let mut rest = Vec::new();
         for batch in batches {
+            let body = self.core.borrow().body(batch.id).unwrap_or_default();
             // A beacon the browser took counts as delivered right away, before the
             // store is updated: the next page must not recover it too.
-            if self.dispatcher.is_none() && send_beacon(&batch.url, &batch.body) {
+            if self.dispatcher.is_none() && send_beacon(&batch.url, &body) {
                 if batch.first_attempt {
-                    let log_event = make_log_event(&batch.url, &JsValue::from_str(&batch.body));
+                    let log_event = make_log_event(&batch.url, &JsValue::from_str(&body));
                     notify(self.dispatch_listeners.borrow().snapshot(), &log_event);
                 }
                 self.core
@@ -256,9 +257,10 @@ impl Inner {
             if stored_before.contains(&id) {
                 continue;
             }
-            if let Some((url, body)) = self.core.borrow().render_batch(id) {
+            let core = self.core.borrow();
+            if let (Some(url), Some(body)) = (core.url(id), core.body(id)) {
                 // A batch that does not fit the storage cap stays in memory only.
-                store.save(id as f64, &url, &body);
+                store.save(id as f64, url, &body);
                 stored.push(id);
                 changed = true;
             }
@@ -298,19 +300,24 @@ impl Inner {
         let Dispatch {
             id,
             url,
-            body,
             first_attempt,
             ..
         } = batch;
-        // The body crosses into JS once; the Rust copy is freed now, not when the send
-        // settles (wasm memory never shrinks).
-        let body = JsValue::from_str(&body);
-        let log_event = make_log_event(&url, &body);
-        if first_attempt {
-            notify(self.dispatch_listeners.borrow().snapshot(), &log_event);
-        }
         let inner = Rc::clone(self);
         let send = future_to_promise(async move {
+            // The body is written and crosses into JS only now, in this send's own
+            // microtask: a burst of batches handed out together never holds all their
+            // bodies at once (in wasm memory, which never shrinks, or as young JS
+            // strings the garbage collector would have to promote). The Rust copy is
+            // freed at once, not when the send settles.
+            let Some(body) = inner.core.borrow().body(id) else {
+                return Ok(JsValue::UNDEFINED);
+            };
+            let body = JsValue::from_str(&body);
+            let log_event = make_log_event(&url, &body);
+            if first_attempt {
+                notify(inner.dispatch_listeners.borrow().snapshot(), &log_event);
+            }
             let timeout = inner.dispatch_timeout_ms;
             let outcome = match &inner.dispatcher {
                 Some(f) => dispatch::call(f, &log_event, page_hidden, timeout, now()).await,

@@ -8,14 +8,14 @@
 //! - `process`: `Processor::process` of 1 000 packed events into one open batch
 //!   (validation, context lookup, byte accounting, copy); nothing is sealed.
 //! - `pipeline/{10,100}`: steady state. After each `process`, every sealed batch is
-//!   taken with `poll_dispatch` (which writes its JSON body) and settled at once, as
-//!   the wasm shell does when the dispatcher answers quickly.
+//!   taken with `poll_dispatch`, its JSON body written with `body` and the batch
+//!   settled at once, as the wasm shell does when the dispatcher answers quickly.
 //! - `burst/{10,100}`: 1 000 events processed first, then `flush`, then every batch
-//!   taken with `poll_dispatch`, then every batch settled: what happens when many
-//!   batches are sealed before the dispatcher answers (a synchronous loop in JS, or a
-//!   slow collector). Compare with `pipeline` to see what the number of batches held
-//!   at once costs.
-//! - `render/{10,100}`: `poll_dispatch` alone on one sealed batch: the body writer.
+//!   taken with `poll_dispatch` and its body written, then every batch settled: what
+//!   happens when many batches are sealed before the dispatcher answers (a synchronous
+//!   loop in JS, or a slow collector). Compare with `pipeline` to see what the number
+//!   of batches held at once costs.
+//! - `render/{10,100}`: `body` alone on one sealed batch: the body writer.
 
 #[cfg(not(target_arch = "wasm32"))]
 #[path = "../common/mod.rs"]
@@ -174,7 +174,7 @@ mod benches {
     fn drain_and_settle(p: &mut Processor) -> usize {
         let mut bytes = 0;
         while let Some(d) = p.poll_dispatch(NOW) {
-            bytes += black_box(d.body.len());
+            bytes += black_box(p.body(d.id).map_or(0, |b| b.len()));
             p.on_dispatch_result(d.id, Outcome::Delivered, NOW);
         }
         bytes
@@ -258,6 +258,9 @@ mod benches {
                             p.flush();
                             let sent: Vec<u64> =
                                 std::iter::from_fn(|| p.poll_dispatch(NOW).map(|d| d.id)).collect();
+                            for &id in &sent {
+                                black_box(p.body(id));
+                            }
                             for id in sent {
                                 p.on_dispatch_result(id, Outcome::Delivered, NOW);
                             }
@@ -283,9 +286,10 @@ mod benches {
                             for e in &events[..bs] {
                                 p.process(e, NOW).ok();
                             }
-                            p
+                            let id = p.poll_dispatch(NOW).map(|d| d.id);
+                            (p, id)
                         },
-                        |mut p| (p.poll_dispatch(NOW), p),
+                        |(p, id)| (id.and_then(|id| p.body(id)), p),
                         BatchSize::SmallInput,
                     )
                 },

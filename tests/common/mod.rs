@@ -1,6 +1,8 @@
 //! Builds packed events for native tests, the way the JS glue does.
 #![allow(dead_code)]
 
+use batch_event_processor::core::{Dispatch, Processor};
+
 /// JSON string literal.
 pub fn s(v: &str) -> String {
     let mut out = String::from("\"");
@@ -102,10 +104,46 @@ pub fn uuids(body: &str) -> Vec<String> {
         .collect()
 }
 
-/// Every batch the processor hands out now.
-pub fn drain(
-    p: &mut batch_event_processor::core::Processor,
-    now: f64,
-) -> Vec<batch_event_processor::core::Dispatch> {
-    std::iter::from_fn(|| p.poll_dispatch(now)).collect()
+/// A batch handed out, with the body the JS layer writes when it sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// As in [`Dispatch`].
+    pub id: u64,
+    /// As in [`Dispatch`].
+    pub url: String,
+    /// [`Processor::body`] of the batch, right after it was handed out.
+    pub body: String,
+    /// As in [`Dispatch`].
+    pub events: usize,
+    /// As in [`Dispatch`].
+    pub first_attempt: bool,
+}
+
+/// `d` with its body, as sent.
+pub fn sent(p: &Processor, d: Dispatch) -> Sent {
+    let body = p.body(d.id).expect("a batch just handed out has a body");
+    Sent {
+        id: d.id,
+        url: d.url,
+        body,
+        events: d.events,
+        first_attempt: d.first_attempt,
+    }
+}
+
+/// The next batch the processor hands out now, with its body.
+pub fn poll(p: &mut Processor, now: f64) -> Option<Sent> {
+    let d = p.poll_dispatch(now)?;
+    Some(sent(p, d))
+}
+
+/// Every batch the processor hands out now, with their bodies.
+pub fn drain(p: &mut Processor, now: f64) -> Vec<Sent> {
+    std::iter::from_fn(|| poll(p, now)).collect()
+}
+
+/// [`Processor::drain_for_unload`], with the bodies.
+pub fn unload(p: &mut Processor, max_body: usize) -> Vec<Sent> {
+    let out = p.drain_for_unload(max_body);
+    out.into_iter().map(|d| sent(p, d)).collect()
 }
