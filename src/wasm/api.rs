@@ -60,6 +60,13 @@ extern "C" {
     fn errors(this: &BatchStore) -> f64;
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// The global `queueMicrotask` (browsers, Node, workerd).
+    #[wasm_bindgen(js_name = queueMicrotask)]
+    fn queue_microtask(task: &JsValue);
+}
+
 /// A page whose alive mark is older than this is gone: its batches may be recovered.
 const STALE_TAB_MS: f64 = 30_000.0;
 
@@ -97,6 +104,8 @@ struct Inner {
     send_anytime: bool,
     /// Set while `flush()` or `close()` pumps.
     flushing: Cell<bool>,
+    /// Set while a pump waits in a microtask (see [`Inner::pump_soon`]).
+    pump_scheduled: Cell<bool>,
 }
 
 /// Longest `flushWith` keeps a Worker alive: under the 30 s Workers allow after the
@@ -124,11 +133,7 @@ impl Inner {
     /// Catches up on overdue work, hands out every batch that may go now, reports
     /// given-up batches and re-arms the timer.
     fn pump(self: &Rc<Self>) {
-        self.pump_at(now());
-    }
-
-    /// [`Inner::pump`] with the time already read.
-    fn pump_at(self: &Rc<Self>, now: f64) {
+        let now = now();
         // Runs on every call, not only from the timer: a timer set during an earlier
         // workerd request may never fire.
         self.core.borrow_mut().handle_timeout(now);
@@ -166,6 +171,23 @@ impl Inner {
                 inner.pump();
             }
         });
+    }
+
+    /// [`Inner::pump`] once, in a microtask, however many calls ask for it before it
+    /// runs: a burst of `process()` calls (a loop, a backlog) hands out its batches in
+    /// one pass over the batches held and sets the timer once, instead of once per
+    /// event. Nothing is sent earlier than that microtask anyway: a send starts in one.
+    /// (With a `waitUntil` option, `process()` pumps at once instead: `waitUntil` must
+    /// have each send's promise before the request may end.)
+    fn pump_soon(self: &Rc<Self>) {
+        if self.pump_scheduled.replace(true) {
+            return;
+        }
+        let inner = Rc::clone(self);
+        queue_microtask(&Closure::once_into_js(move || {
+            inner.pump_scheduled.set(false);
+            inner.pump();
+        }));
     }
 
     /// `pump()` allowed to send in Workers too.
@@ -580,6 +602,7 @@ impl BatchEventProcessor {
                 stopped: Cell::new(false),
                 send_anytime: !in_workers() || options.wait_until.is_some(),
                 flushing: Cell::new(false),
+                pump_scheduled: Cell::new(false),
             }),
         };
         let inner = &processor.inner;
@@ -606,7 +629,13 @@ impl BatchEventProcessor {
             self.inner.core.borrow_mut().process(packed, now)
         })?
         .map_err(Error::from)?;
-        self.inner.pump_at(now);
+        if self.inner.wait_until.is_some() {
+            // `waitUntil` gets the promise of a send before `process()` returns: the
+            // request may end right after it.
+            self.inner.pump();
+        } else {
+            self.inner.pump_soon();
+        }
         Ok(accepted)
     }
 
