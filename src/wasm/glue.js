@@ -197,13 +197,17 @@ function attributes(list) {
   byte(SEP);
 }
 
+/**
+ * One attribute member: `leaf`, with the valid cases first so that the field name
+ * (`user.attributes[i].name`) is built only for a value `leaf` must look at.
+ */
 function attribute(v, i, name, sep) {
-  if (typeof v === 'string') {
-    string(v);
-    if (sep) byte(sep);
-  } else {
-    leaf(v, `user.attributes[${i}].${name}`, sep);
-  }
+  const type = typeof v;
+  if (type === 'string') string(v);
+  else if (type === 'number' && Number.isFinite(v)) number(v);
+  else if (type === 'boolean') ascii(v ? 'true' : 'false');
+  else leaf(v, `user.attributes[${i}].${name}`, 0);
+  if (sep) byte(sep);
 }
 
 function tags(t) {
@@ -265,10 +269,13 @@ function packEvent(e) {
   leaf(e.cmabUuid, 'cmabUuid', 0);
 }
 
+/** The buffer the last `packWith` wrote into (`target`, or a larger one). */
+let written = out;
+
 /**
- * Packs `e` into `target` (grown if needed); returns the buffer holding the packed
- * bytes and their length. The state of the packer is saved around the call: a getter
- * on the event may re-enter the processor and pack another event.
+ * Packs `e` into `target` (grown if needed); returns the length of the packed bytes,
+ * which are at the start of `written`. The state of the packer is saved around the
+ * call: a getter on the event may re-enter the processor and pack another event.
  */
 function packWith(e, target) {
   const o = out;
@@ -279,7 +286,8 @@ function packWith(e, target) {
   end = target.length;
   try {
     packEvent(e);
-    return [out, pos];
+    written = out;
+    return pos;
   } finally {
     out = o;
     pos = p;
@@ -289,8 +297,8 @@ function packWith(e, target) {
 
 /** Packs one UserEvent into a string (for `unbatch`). */
 export function pack(e) {
-  const [bytes, n] = packWith(e, new Uint8Array(1024));
-  return decoder.decode(bytes.subarray(0, n));
+  const n = packWith(e, new Uint8Array(1024));
+  return decoder.decode(written.subarray(0, n));
 }
 
 /** The scratch buffer `packInto` writes into, and whether a `packInto` is running. */
@@ -312,9 +320,9 @@ export function packInto(e) {
   const reentered = packing;
   packing = true;
   try {
-    const [bytes, n] = packWith(e, reentered ? new Uint8Array(1024) : scratch);
-    if (!reentered && bytes.length <= KEEP_BYTES) scratch = bytes;
-    packed = bytes.subarray(0, n);
+    const n = packWith(e, reentered ? new Uint8Array(1024) : scratch);
+    if (!reentered && written.length <= KEEP_BYTES) scratch = written;
+    packed = written.subarray(0, n);
     return n;
   } catch (x) {
     packError = x;

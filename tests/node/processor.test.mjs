@@ -290,6 +290,12 @@ test('bad events throw a TypeError naming the field, and the queue is intact', a
   cases.push([{ ...impression(), context: { ...CONTEXT, region: 7 } }, /^context\.region must be a string/]);
   cases.push([{ ...impression(), context: { ...CONTEXT, anonymizeIP: 'yes' } }, /^context\.anonymizeIP must be a boolean/]);
   cases.push([{ ...impression(), user: { id: 'v', attributes: [null] } }, /^user\.attributes\[0\] must be an object, got null/]);
+  // Attribute members: the field names their index and member, whatever the value's type.
+  const attrs = (...list) => ({ ...impression(), user: { id: 'v', attributes: [{ entityId: '1', key: 'k', value: 1 }, ...list] } });
+  cases.push([attrs({ entityId: '2', key: 'k', value: NaN }), /^user\.attributes\[1\]\.value must be a finite number, got NaN/]);
+  cases.push([attrs({ entityId: '2', key: 'k', value: () => 1 }), /^user\.attributes\[1\]\.value must be a string, number or boolean, got a function/]);
+  cases.push([attrs({ entityId: 2n, key: 'k', value: true }), /^user\.attributes\[1\]\.entityId must be a string, number or boolean, got 2/]);
+  cases.push([attrs({ entityId: '2', key: true, value: 'x' }), /^user\.attributes\[1\]\.key must be a string, got true/]);
   cases.push([{ ...conversion(), event: 'purchase' }, /^event must be an object, got "purchase"/]);
   cases.push([{ ...impression(), variation: 'on' }, /^variation must be an object, null or undefined, got "on"/]);
   for (const [event, message] of cases) {
