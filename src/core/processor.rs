@@ -2,7 +2,8 @@
 //!
 //! Feed it events with [`Processor::process`], wake it at [`Processor::poll_timeout`]
 //! with [`Processor::handle_timeout`], take the batches to send from
-//! [`Processor::poll_dispatch`] and report each send with
+//! [`Processor::poll_dispatch`], write each one's body with [`Processor::body`] when
+//! it is sent and report each send with
 //! [`Processor::on_dispatch_result`]. It never reads a clock: every call that depends
 //! on time takes `now_ms`.
 
