@@ -11,6 +11,26 @@ fn drain(p: &mut Processor) -> Vec<Sent> {
 }
 
 #[test]
+fn a_body_is_written_when_asked_the_same_each_time_until_the_batch_settles() {
+    let mut p = Processor::new(Config {
+        batch_size: 2,
+        ..Config::default()
+    });
+    let c = Ctx::default();
+    p.process(&impression(&c, "v1", "a"), 0.0).unwrap();
+    p.process(&impression(&c, "v2", "b"), 0.0).unwrap();
+    let d = p.poll_dispatch(0.0).expect("a full batch is handed out");
+    let body = p.body(d.id).expect("an in-flight batch has a body");
+    assert_eq!(uuids(&body), ["a", "b"]);
+    assert_eq!(p.body(d.id).as_deref(), Some(body.as_str()));
+    assert_eq!(p.url(d.id), Some(d.url.as_str()));
+    assert!(p.on_dispatch_result(d.id, Outcome::Delivered, 1.0));
+    assert_eq!(p.body(d.id), None, "a delivered batch is gone");
+    assert_eq!(p.url(d.id), None);
+    assert_eq!(p.stats().bytes_sent, body.len() as u64);
+}
+
+#[test]
 fn sends_a_batch_when_batch_size_is_reached() {
     let mut p = Processor::new(Config {
         batch_size: 3,

@@ -209,6 +209,37 @@ test('a dispatcher may answer synchronously, with a promise or with any thenable
   assert.deepEqual({ dispatched: s.dispatched, failed: s.failed, inFlight: s.inFlight }, { dispatched: 4, failed: 5, inFlight: 0 });
 });
 
+test('a synchronous burst: process() never runs the dispatcher itself; every batch goes out, in order, once the caller yields', async () => {
+  const batches = [];
+  let inProcess = false;
+  let reentered = 0;
+  const p = new BatchEventProcessor({
+    batchSize: 10,
+    dispatcher: (logEvent) => {
+      assert.equal(inProcess, false, 'the dispatcher ran inside process()');
+      batches.push(logEvent.params.visitors.map((v) => v.snapshots[0].events[0].uuid));
+      // A dispatcher may queue more events (e.g. a metric about the send).
+      if (reentered < 2) p.process(impression({ uuid: `from-dispatcher-${reentered++}` }));
+      return { statusCode: 200 };
+    },
+  });
+  const uuids = [];
+  for (let i = 0; i < 1000; i++) {
+    const e = impression();
+    uuids.push(e.uuid);
+    inProcess = true;
+    p.process(e);
+    inProcess = false;
+  }
+  assert.equal(batches.length, 0, 'nothing is dispatched before the caller yields');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(batches.length, 100);
+  assert.deepEqual(batches.flat(), uuids, 'batches arrive in the order their events were processed');
+  await p.close();
+  assert.deepEqual(batches.slice(100).flat(), ['from-dispatcher-0', 'from-dispatcher-1']);
+  assert.equal(p.stats().dispatched, 1002);
+});
+
 test('non-2xx answers from the collector count as failed', async () => {
   const bad = await startCollector({ status: () => 400 });
   try {
