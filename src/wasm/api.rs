@@ -212,10 +212,15 @@ impl Inner {
         let batches = self.core.borrow_mut().drain_for_unload(UNLOAD_BODY_BYTES);
         let mut rest = Vec::new();
         for batch in batches {
-            let body = self.core.borrow().body(batch.id).unwrap_or_default();
-            // A beacon the browser took counts as delivered right away, before the
-            // store is updated: the next page must not recover it too.
-            if self.dispatcher.is_none() && send_beacon(&batch.url, &body) {
+            // Without a custom dispatcher, a beacon first. One the browser took counts
+            // as delivered right away, before the store is updated: the next page must
+            // not recover it too.
+            let beaconed = match self.dispatcher {
+                Some(_) => None,
+                None => self.core.borrow().body(batch.id),
+            }
+            .filter(|body| send_beacon(&batch.url, body));
+            if let Some(body) = beaconed {
                 if batch.first_attempt {
                     let log_event = make_log_event(&batch.url, &JsValue::from_str(&body));
                     notify(self.dispatch_listeners.borrow().snapshot(), &log_event);
@@ -279,10 +284,13 @@ impl Inner {
             if stored_before.contains(&id) {
                 continue;
             }
-            let core = self.core.borrow();
-            if let (Some(url), Some(body)) = (core.url(id), core.body(id)) {
+            let entry = {
+                let core = self.core.borrow();
+                core.url(id).map(String::from).zip(core.body(id))
+            };
+            if let Some((url, body)) = entry {
                 // A batch that does not fit the storage cap stays in memory only.
-                store.save(id as f64, url, &body);
+                store.save(id as f64, &url, &body);
                 stored.push(id);
                 changed = true;
             }
