@@ -5,7 +5,8 @@ DIST := pkg/dist
 WASM_FEATURES := --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
 	--enable-reference-types --enable-multivalue --enable-mutable-globals
 
-.PHONY: demo-node setup build test test-native test-wasm-node test-wasm-chromium test-node test-workerd test-browser lint demo bench
+.PHONY: demo-node setup build test test-native test-wasm-node test-wasm-chromium test-node test-workerd test-browser \
+	test-runtimes test-deno test-bun lint demo bench
 
 setup:
 	@bash .ci/setup
@@ -24,7 +25,8 @@ build:
 	@printf 'wasm: %s bytes, gzip %s bytes\n' "$$(wc -c < $(DIST)/bep_bg.wasm)" "$$(gzip -9c $(DIST)/bep_bg.wasm | wc -c)"
 
 ## test: everything, from a fresh machine
-test: setup lint build test-native test-wasm-node test-wasm-chromium test-node test-workerd test-browser
+test: setup lint build test-native test-wasm-node test-wasm-chromium test-node test-workerd test-browser \
+	test-runtimes
 
 lint:
 	cargo fmt --check
@@ -51,6 +53,27 @@ test-workerd:
 test-browser:
 	node tests/support/install-package.mjs
 	node --test tests/browser/
+
+## test-runtimes: the shared server-side subset (tests/runtimes/cases.mjs) in Node, Deno and Bun
+## (both from npm, devDependencies), each against its own collector on 127.0.0.1
+test-runtimes:
+	node tests/support/install-package.mjs
+	node --test tests/runtimes/node.test.mjs
+	$(DENO_TEST)
+	$(BUN_TEST)
+
+# Deno resolves the package from the consumer project's node_modules, as a Deno user would.
+DENO_TEST := cd target/consumer && DENO_NO_UPDATE_CHECK=1 ../../node_modules/.bin/deno test --allow-all \
+	--no-check --node-modules-dir=manual ../../tests/runtimes/deno.test.mjs
+BUN_TEST := DO_NOT_TRACK=1 node_modules/.bin/bun test ./tests/runtimes/bun.test.mjs
+
+test-deno:
+	node tests/support/install-package.mjs
+	$(DENO_TEST)
+
+test-bun:
+	node tests/support/install-package.mjs
+	$(BUN_TEST)
 
 ## demo: builds the package and serves the live demo (www/) with a local collector
 demo: setup build
