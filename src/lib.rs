@@ -9,7 +9,10 @@
 //! - [`core`]: a sans-IO state machine in plain Rust. It never reads a clock, never
 //!   sleeps and never performs I/O: callers pass `now_ms`, ask it what to send
 //!   ([`core::Processor::poll_dispatch`]) and when to wake it up
-//!   ([`core::Processor::poll_timeout`]), and report how each send went.
+//!   ([`core::Processor::poll_timeout`]), and report how each send went. Inside,
+//!   [`core::processor`] keeps one module per concern: intake (validation, contexts,
+//!   the queue), batch lifecycle (sealing, retries, splits), lanes (send order),
+//!   unload draining and stats.
 //! - `wasm` (only on `wasm32`): the thin binding to JavaScript: timers, the global
 //!   `fetch`, listeners and promises.
 //!

@@ -5,7 +5,13 @@
 //!   byte accounting.
 //! - [`queue`]: the pending events, grouped by context.
 //! - [`retry`]: backoff, jitter and `Retry-After`.
-//! - [`processor`]: the state machine that ties them together.
+//! - [`processor`]: the state machine that ties them together, one module per concern:
+//!   intake (validation, contexts, queue limits), batch lifecycle (sealing, timeouts,
+//!   retries, splits, settling), lanes (the order batches go out in), unload draining
+//!   and stats.
+//! - [`error`]: the one error type of the core.
+//!
+//! Must not read a clock, perform I/O or touch JS types: time comes in as `now_ms`.
 
 pub mod error;
 pub mod packed;

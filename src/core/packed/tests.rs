@@ -1,0 +1,150 @@
+//! Unit tests of the packed format: validation rules and field splitting.
+
+use super::*;
+
+fn join(parts: &[&str]) -> String {
+    parts.join("\u{1}")
+}
+
+fn impression() -> Vec<&'static str> {
+    vec![
+        "",
+        "\"1\"",
+        "\"2\"",
+        "\"3\"",
+        "",
+        "",
+        "false",
+        "", // context
+        "\"impression\"",
+        "\"u-1\"",
+        "1700000000000",
+        "\"vis\"",
+        "", // common
+        "\"l\"",
+        "\"e\"",
+        "1",
+        "\"7\"",
+        "\"v\"",
+        "\"rk\"",
+        "\"fk\"",
+        "\"ab\"",
+        "true",
+        "",
+    ]
+}
+
+#[test]
+fn parses_a_valid_impression() {
+    let s = join(&impression());
+    let p = parse(&s).unwrap();
+    assert_eq!(p.kind, Kind::Impression);
+    assert_eq!(p.context, join(&impression()[..8]));
+    assert_eq!(p.data, join(&impression()[9..]));
+    assert!(!p.needs_timestamp);
+}
+
+#[test]
+fn find_agrees_with_a_byte_search_at_every_position() {
+    for len in 0..40 {
+        for at in 0..=len {
+            let mut b = vec![b'x'; len];
+            b.iter_mut().skip(at + 1).step_by(3).for_each(|c| *c = 1);
+            if at < len {
+                b[at] = 1;
+            }
+            // Bytes just above and below the separator must not match.
+            b.iter_mut().take(at).step_by(2).for_each(|c| *c = 0);
+            b.iter_mut()
+                .skip(1)
+                .take(at.saturating_sub(1))
+                .step_by(2)
+                .for_each(|c| *c = 2);
+            let expected = b.iter().position(|&c| c == 1);
+            assert_eq!(find(&b, 1), expected, "len {len}, at {at}: {b:?}");
+        }
+    }
+    assert_eq!(find("aé\u{1}".as_bytes(), 1), Some(3));
+}
+
+#[test]
+fn a_known_context_is_not_checked_again_and_any_other_is() {
+    let mut parts = impression();
+    parts[1] = "42"; // accountId must be a string
+    let s = join(&parts);
+    let context = join(&parts[..8]);
+    assert!(parse(&s).is_err());
+    assert!(parse_after(&s, Some("\"other\"")).is_err());
+    assert_eq!(parse_after(&s, Some(&context)).unwrap().context, context);
+}
+
+#[test]
+fn names_the_field_that_breaks_a_rule() {
+    let mut parts = impression();
+    parts[11] = "42";
+    let err = parse(&join(&parts)).unwrap_err();
+    assert_eq!(err.to_string(), "user.id must be a string, got 42");
+
+    let mut parts = impression();
+    parts[10] = "null";
+    let err = parse(&join(&parts)).unwrap_err();
+    assert!(err
+        .to_string()
+        .starts_with("timestamp must be a finite number"));
+
+    let mut parts = impression();
+    parts[1] = "";
+    let err = parse(&join(&parts)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "context.accountId must be a string, got undefined"
+    );
+}
+
+#[test]
+fn rejects_unknown_types_and_wrong_field_counts() {
+    let mut parts = impression();
+    parts[8] = "\"click\"";
+    let err = parse(&join(&parts)).unwrap_err();
+    assert!(err
+        .to_string()
+        .starts_with("type must be 'impression' or 'conversion'"));
+    let mut parts = impression();
+    parts.pop();
+    assert!(parse(&join(&parts)).is_err());
+    assert!(parse("").is_err());
+    assert!(parse("\u{1}\u{1}").is_err());
+}
+
+#[test]
+fn validates_attributes() {
+    let mut parts = impression();
+    parts[12] = "\"1\"\u{2}\"k\"\u{2}null";
+    let err = parse(&join(&parts)).unwrap_err();
+    assert!(err
+        .to_string()
+        .starts_with("user.attributes[0].value must be"));
+    parts[12] = "\"1\"\u{2}\"k\"";
+    assert!(parse(&join(&parts)).is_err());
+    parts[12] = "\"1\"\u{2}\"k\"\u{2}3.5\u{2}\"2\"\u{2}\"b\"\u{2}true";
+    assert!(parse(&join(&parts)).is_ok());
+}
+
+#[test]
+fn truthiness_follows_javascript() {
+    for falsy in ["", "null", "false", "0", "\"\""] {
+        assert!(!Token::is_truthy(falsy), "{falsy}");
+    }
+    for truthy in ["\"0\"", "1", "true", "{}"] {
+        assert!(Token::is_truthy(truthy), "{truthy}");
+    }
+}
+
+#[test]
+fn truncates_long_values_in_messages_on_char_boundaries() {
+    let long = format!("\"{}\"", "é".repeat(100));
+    let mut parts = impression();
+    parts[8] = &long;
+    let msg = parse(&join(&parts)).unwrap_err().to_string();
+    assert!(msg.ends_with('…'));
+}

@@ -1,0 +1,90 @@
+//! Draining for a page that is going away.
+//!
+//! Owns [`Processor::drain_for_unload`]: re-chunking every batch that may go into
+//! bodies small enough for a beacon. Must not touch batches in flight or that failed
+//! before, and must not decide how a beacon is sent (that is the wasm layer).
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use super::lifecycle::{Batch, State};
+use super::{Dispatch, Processor};
+use crate::core::queue::Record;
+use crate::core::wire::{BatchContext, BODY_TAIL};
+
+impl Processor {
+    /// The page is going away: seals everything pending and hands out every batch
+    /// that is neither in flight nor failed before, at once, re-chunked into bodies of
+    /// at most `max_body` bytes, for a beacon or a `keepalive` request. Order and
+    /// backoff are ignored: there is no later.
+    ///
+    /// Kept as they are: batches in flight (sending them again would duplicate them
+    /// whenever the page survives, as on a tab switch; persisted, a page that really
+    /// unloads leaves them to the next page), batches that failed before (a beacon is
+    /// fire-and-forget, so a collector that is down would lose them) and events too
+    /// large for `max_body` alone.
+    pub fn drain_for_unload(&mut self, max_body: usize) -> Vec<Dispatch> {
+        self.flush();
+        let (kept, batches): (VecDeque<Batch>, VecDeque<Batch>) = self
+            .batches
+            .drain(..)
+            .partition(|b| b.failed_before || matches!(b.state, State::InFlight(_)));
+        self.held_events = kept.iter().map(Batch::events).sum();
+        self.batches = kept;
+        self.dirty = true;
+        self.version += 1;
+        let mut out = Vec::new();
+        for b in batches {
+            let header = b.context.header.len() + BODY_TAIL.len();
+            let mut chunk: Vec<Record> = Vec::new();
+            let mut size = header;
+            let mut oversized = Vec::new();
+            for r in b.records {
+                if header + r.bytes > max_body {
+                    oversized.push(r);
+                    continue;
+                }
+                let extra = r.bytes + usize::from(!chunk.is_empty());
+                if !chunk.is_empty() && size + extra > max_body {
+                    out.push(self.unload_batch(
+                        &b.context,
+                        &b.url,
+                        std::mem::take(&mut chunk),
+                        b.sent_before,
+                    ));
+                    size = header;
+                }
+                size += r.bytes + usize::from(!chunk.is_empty());
+                chunk.push(r);
+            }
+            if !chunk.is_empty() {
+                out.push(self.unload_batch(&b.context, &b.url, chunk, b.sent_before));
+            }
+            if !oversized.is_empty() {
+                self.push_batch(b.context, b.url, oversized, b.retries, b.sent_before, None);
+            }
+        }
+        out
+    }
+
+    /// A new batch of `records`, already in flight.
+    fn unload_batch(
+        &mut self,
+        context: &Rc<BatchContext>,
+        url: &Rc<str>,
+        records: Vec<Record>,
+        sent_before: bool,
+    ) -> Dispatch {
+        let dispatch = Dispatch {
+            id: self.next_id,
+            url: url.to_string(),
+            events: records.len(),
+            first_attempt: !sent_before,
+        };
+        self.push_batch(Rc::clone(context), Rc::clone(url), records, 0, true, None);
+        if let Some(b) = self.batches.back_mut() {
+            b.state = State::InFlight(f64::INFINITY);
+        }
+        dispatch
+    }
+}
