@@ -133,22 +133,20 @@ fn retry_disabled_fails_at_once() {
     assert_eq!(p.poll_timeout(), None);
 }
 
+fn retry_after(status: u16, ms: f64) -> Outcome {
+    Outcome::Failed {
+        status: Some(status),
+        retry_after_ms: Some(ms),
+    }
+}
+
 #[test]
-fn retry_after_pauses_the_endpoint_and_uses_no_retry_attempt() {
-    let mut p = Processor::new(Config {
-        batch_size: 1,
-        retry: RetryPolicy::DISABLED,
-        ..Config::default()
-    });
+fn retry_after_pauses_the_endpoint_and_counts_as_a_retry() {
+    let mut p = processor(1);
     let c = Ctx::default();
     p.process(&impression(&c, "v1", "a"), 0.0).unwrap();
     let d = drain(&mut p, 0.0);
-    let outcome = Outcome::Failed {
-        status: Some(429),
-        retry_after_ms: Some(5000.0),
-    };
-    assert!(p.on_dispatch_result(d[0].id, outcome, 100.0));
-    // Even with retries disabled the batch waits: the server asked for it.
+    assert!(p.on_dispatch_result(d[0].id, retry_after(429, 5000.0), 100.0));
     assert_eq!(p.stats().failed, 0);
     // A new batch for the same endpoint is not sent before the pause ends either.
     p.process(&impression(&c, "v2", "b"), 200.0).unwrap();
@@ -162,6 +160,95 @@ fn retry_after_pauses_the_endpoint_and_uses_no_retry_attempt() {
         .map(|d| uuids(&d.body))
         .collect();
     assert_eq!(sent, [vec!["a".to_string()], vec!["b".to_string()]]);
+    assert_eq!(p.stats().retried, 1, "the Retry-After wait used a retry");
+}
+
+#[test]
+fn retry_disabled_and_max_retries_0_hold_for_retry_after_too() {
+    for policy in [
+        RetryPolicy::DISABLED,
+        RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        },
+    ] {
+        let mut p = Processor::new(Config {
+            batch_size: 1,
+            retry: policy,
+            ..Config::default()
+        });
+        p.process(&impression(&Ctx::default(), "v", "a"), 0.0)
+            .unwrap();
+        let d = drain(&mut p, 0.0);
+        assert!(p.on_dispatch_result(d[0].id, retry_after(503, 1000.0), 0.0));
+        let s = p.stats();
+        assert_eq!(
+            (s.failed, s.in_flight, s.queued),
+            (1, 0, 0),
+            "given up at once"
+        );
+        let f = p.poll_failure().expect("reported");
+        assert_eq!(
+            (f.status, f.reason),
+            (Some(503), FailReason::RetriesExhausted)
+        );
+        assert_eq!(p.poll_timeout(), None, "nothing waits");
+    }
+}
+
+#[test]
+fn retry_after_waits_count_toward_giving_up() {
+    let mut p = Processor::new(Config {
+        batch_size: 1,
+        retry: RetryPolicy {
+            max_retries: 3,
+            ..RetryPolicy::default()
+        },
+        ..Config::default()
+    });
+    p.process(&impression(&Ctx::default(), "v", "a"), 0.0)
+        .unwrap();
+    let mut now = 0.0;
+    let mut sends = 0;
+    while let Some(d) = common::poll(&mut p, now) {
+        sends += 1;
+        assert!(sends <= 4, "sent more than 1 + max_retries times");
+        p.on_dispatch_result(d.id, retry_after(429, 1000.0), now);
+        if let Some(wake) = p.poll_timeout() {
+            now = wake;
+            p.handle_timeout(now);
+        }
+    }
+    assert_eq!(sends, 4);
+    let s = p.stats();
+    assert_eq!((s.failed, s.retried, s.in_flight), (1, 3, 0));
+}
+
+#[test]
+fn a_retry_after_of_0_or_in_the_past_waits_at_least_the_backoff() {
+    // The backoff the processor would have used: the same jitter sequence.
+    let seed = Config::default().jitter_seed;
+    let policy = RetryPolicy::default();
+    let mut jitter = batch_event_processor::core::retry::Jitter::new(seed);
+    let mut p = processor(1);
+    p.process(&impression(&Ctx::default(), "v", "a"), 0.0)
+        .unwrap();
+    let mut now = 0.0;
+    for (retry, asked) in [0.0, -60_000.0, 0.0, 0.0].into_iter().enumerate() {
+        let d = drain(&mut p, now);
+        assert_eq!(d.len(), 1, "retry {retry}");
+        p.on_dispatch_result(d[0].id, retry_after(503, asked), now);
+        let backoff = policy.backoff_ms(retry as u32, jitter.next_unit());
+        assert!(backoff > 0.0);
+        assert_eq!(p.poll_timeout(), Some(now + backoff), "retry {retry}");
+        assert!(drain(&mut p, now).is_empty(), "not re-sent at once");
+        now += backoff;
+        p.handle_timeout(now);
+    }
+    // A Retry-After longer than the backoff wins.
+    let d = drain(&mut p, now);
+    p.on_dispatch_result(d[0].id, retry_after(429, 120_000.0), now);
+    assert_eq!(p.poll_timeout(), Some(now + 120_000.0));
 }
 
 #[test]

@@ -1,6 +1,12 @@
 //! When to try a failed batch again: exponential backoff with full jitter, and
 //! `Retry-After`.
 //!
+//! `Retry-After` arrives as a wait in ms, already computed by the caller (an HTTP date
+//! is wall-clock time, which the core never reads); it is honoured on 429 and 503,
+//! capped at [`MAX_RETRY_AFTER_MS`], never shorter than the backoff, and uses a retry
+//! like any other failure, so `maxRetries` bounds it. Must not read a clock or parse
+//! headers.
+//!
 //! Defaults, from the anchors: Segment waits 0.5 s × 2ⁿ capped at 60 s, ±10 % jitter,
 //! 10 retries; the Optimizely Go SDK 200 ms × 2ⁿ capped at 1 s, no jitter, which gives
 //! up within about 2 s and so cannot ride out a collector restart or a mobile network
@@ -10,8 +16,6 @@
 //! full jitter (a uniformly random wait up to the exponential bound, as in AWS's
 //! "Exponential Backoff and Jitter") so that many clients failing together do not
 //! retry together.
-
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::processor::Outcome;
 
@@ -61,11 +65,10 @@ impl RetryPolicy {
 pub enum Verdict {
     /// Done.
     Delivered,
-    /// Try again after a backoff (network error, timeout, 408, 429, 5xx).
-    Retry,
-    /// Try again once the endpoint's `Retry-After` wait (ms from now) has passed; this
-    /// uses no retry attempt.
-    RetryAfter(f64),
+    /// Try again (network error, timeout, 408, 429, 5xx) after the backoff, or after
+    /// the `Retry-After` wait in ms (429 and 503 only, capped at
+    /// [`MAX_RETRY_AFTER_MS`]) when that is longer. Either way it uses a retry.
+    Retry(Option<f64>),
     /// 413 Payload Too Large: split the batch in two.
     Split,
     /// Any other status: do not retry.
@@ -80,36 +83,17 @@ pub fn verdict(outcome: Outcome) -> Verdict {
             status,
             retry_after_ms,
         } => match status {
-            None => Verdict::Retry,
+            None => Verdict::Retry(None),
             Some(413) => Verdict::Split,
-            Some(429 | 503) => match retry_after_ms {
-                Some(ms) if ms.is_finite() => {
-                    Verdict::RetryAfter(ms.clamp(0.0, MAX_RETRY_AFTER_MS))
-                }
-                _ => Verdict::Retry,
-            },
-            Some(408 | 500..=599) => Verdict::Retry,
+            Some(429 | 503) => Verdict::Retry(
+                retry_after_ms
+                    .filter(|ms| !ms.is_nan())
+                    .map(|ms| ms.clamp(0.0, MAX_RETRY_AFTER_MS)),
+            ),
+            Some(408 | 500..=599) => Verdict::Retry(None),
             Some(_) => Verdict::Permanent,
         },
     }
-}
-
-/// Parses a `Retry-After` header (delay in seconds, or an HTTP date) into a wait in
-/// ms from `now_ms`, capped at [`MAX_RETRY_AFTER_MS`]. `None` when it is malformed.
-pub fn parse_retry_after(value: &str, now_ms: f64) -> Option<f64> {
-    let value = value.trim();
-    let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        // Integer parsing keeps float parsing out of the wasm.
-        value.parse::<u64>().ok()? as f64 * 1000.0
-    } else {
-        let at = httpdate::parse_http_date(value).ok()?;
-        let at_ms = at
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_millis() as f64;
-        at_ms - now_ms
-    };
-    Some(wait.clamp(0.0, MAX_RETRY_AFTER_MS))
 }
 
 /// A small deterministic generator for jitter (xorshift64*): the core has no access to
@@ -132,13 +116,6 @@ impl Jitter {
         self.0 = x;
         (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
     }
-}
-
-/// Milliseconds since the epoch of a `SystemTime` (for tests and callers with one).
-pub fn system_time_ms(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis() as f64
 }
 
 #[cfg(test)]
@@ -168,43 +145,35 @@ mod tests {
     fn classifies_statuses() {
         assert_eq!(verdict(Outcome::Delivered), Verdict::Delivered);
         for s in [408, 429, 500, 502, 503, 504, 599] {
-            assert_eq!(verdict(failed(Some(s), None)), Verdict::Retry, "{s}");
+            assert_eq!(verdict(failed(Some(s), None)), Verdict::Retry(None), "{s}");
         }
-        assert_eq!(verdict(failed(None, None)), Verdict::Retry);
+        assert_eq!(verdict(failed(None, None)), Verdict::Retry(None));
         assert_eq!(verdict(failed(Some(413), None)), Verdict::Split);
         for s in [400, 401, 403, 404, 422, 301, 100] {
             assert_eq!(verdict(failed(Some(s), None)), Verdict::Permanent, "{s}");
         }
         assert_eq!(
             verdict(failed(Some(429), Some(2000.0))),
-            Verdict::RetryAfter(2000.0)
+            Verdict::Retry(Some(2000.0))
         );
         assert_eq!(
             verdict(failed(Some(503), Some(1e9))),
-            Verdict::RetryAfter(MAX_RETRY_AFTER_MS)
+            Verdict::Retry(Some(MAX_RETRY_AFTER_MS))
         );
         // Retry-After is honoured only on 429 and 503.
-        assert_eq!(verdict(failed(Some(500), Some(2000.0))), Verdict::Retry);
-    }
-
-    #[test]
-    fn parses_retry_after_seconds_and_dates() {
-        assert_eq!(parse_retry_after("120", 0.0), Some(120_000.0));
-        assert_eq!(parse_retry_after(" 0 ", 0.0), Some(0.0));
-        assert_eq!(parse_retry_after("999999", 0.0), Some(MAX_RETRY_AFTER_MS));
-        let now =
-            system_time_ms(httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap());
         assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:50:37 GMT", now),
-            Some(60_000.0)
+            verdict(failed(Some(500), Some(2000.0))),
+            Verdict::Retry(None)
+        );
+        // A wait in the past, or none, is no wait; a NaN is no header.
+        assert_eq!(
+            verdict(failed(Some(429), Some(-5000.0))),
+            Verdict::Retry(Some(0.0))
         );
         assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:40:00 GMT", now),
-            Some(0.0)
+            verdict(failed(Some(429), Some(f64::NAN))),
+            Verdict::Retry(None)
         );
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("-5", now), None);
-        assert_eq!(parse_retry_after("", now), None);
     }
 
     #[test]

@@ -8,7 +8,6 @@ use web_sys::{AbortController, RequestInit, Response};
 
 use super::api::show;
 use super::timer::deadline;
-use crate::core::retry::parse_retry_after;
 use crate::core::Outcome;
 
 #[wasm_bindgen]
@@ -71,11 +70,31 @@ pub async fn post(url: &str, body: &JsValue, timeout_ms: u32, now_ms: f64) -> Ou
     }
 }
 
-fn with_retry_after(outcome: Outcome, header: Option<&str>, now_ms: f64) -> Outcome {
+/// The wait a `Retry-After` value asks for, in ms from now: delay-seconds, or an HTTP
+/// date, parsed by JS (`Date.parse(v) - Date.now()`: a date is wall-clock time, and
+/// parsing dates in Rust cost ~4.5 KB gzip). `None` when malformed. The core caps it,
+/// keeps it at least as long as the backoff, and counts it as a retry.
+fn retry_after_ms(value: &str) -> Option<f64> {
+    let v = value.trim();
+    if v.is_empty() {
+        return None;
+    }
+    if v.bytes().all(|b| b.is_ascii_digit()) {
+        // Too many digits for a u64 is "very long": the core caps it.
+        return Some(
+            v.parse::<u64>()
+                .map_or(f64::INFINITY, |s| s as f64 * 1000.0),
+        );
+    }
+    let at = js_sys::Date::parse(v);
+    at.is_finite().then(|| at - js_sys::Date::now())
+}
+
+fn with_retry_after(outcome: Outcome, header: Option<&str>, _now_ms: f64) -> Outcome {
     match (outcome, header) {
         (Outcome::Failed { status, .. }, Some(h)) => Outcome::Failed {
             status,
-            retry_after_ms: parse_retry_after(h, now_ms),
+            retry_after_ms: retry_after_ms(h),
         },
         (o, _) => o,
     }

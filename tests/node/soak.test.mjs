@@ -194,12 +194,12 @@ test('soak: 100 000 events through the fetch dispatcher against a collector fail
   }
 });
 
-test('Retry-After (seconds and HTTP date) pauses the endpoint and uses no retry attempt', async () => {
+test('Retry-After (seconds and HTTP date) pauses the endpoint and uses a retry attempt', async () => {
   for (const kind of ['429', '503-date']) {
     const collector = await startFaultyCollector({ script: [kind], retryAfter: 1, retryAfterDate: 2 });
     try {
-      // maxRetries 0: only the Retry-After wait can bring the batch back.
-      const p = new BatchEventProcessor({ batchSize: 5, endpoint: collector.url, retry: { maxRetries: 0 } });
+      // maxRetries 1: the Retry-After wait uses that one retry (issue 15 item 6).
+      const p = new BatchEventProcessor({ batchSize: 5, endpoint: collector.url, retry: { maxRetries: 1 } });
       const [first, second] = [uniformEvents(5, `${kind}-a`), uniformEvents(5, `${kind}-b`)];
       for (const e of first) p.process(e);
       // flush() resolves once the batch had its attempt: the client has seen the answer.

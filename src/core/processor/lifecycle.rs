@@ -35,7 +35,7 @@ pub(super) struct Batch {
     /// Hashes of the visitor ids in the batch, sorted: a batch is not handed out while an
     /// earlier unsettled batch shares a visitor, so each visitor's events keep their order.
     pub(super) visitors: Vec<u64>,
-    /// Retries used (a `Retry-After` wait uses none).
+    /// Retries used (a `Retry-After` wait uses one too).
     pub(super) retries: u32,
     /// `false` until first handed out.
     pub(super) sent_before: bool,
@@ -151,26 +151,25 @@ impl Processor {
             Verdict::Split if self.batches[i].events() > 1 => self.split(i),
             Verdict::Split => self.give_up(i, status, FailReason::TooLarge),
             Verdict::Permanent => self.give_up(i, status, FailReason::Rejected),
-            Verdict::RetryAfter(wait) => {
-                let until = now_ms + wait;
-                let url = Rc::clone(&self.batches[i].url);
-                self.paused.retain(|(u, _)| *u != url);
-                self.paused.push((url, until));
-                self.batches[i].state = State::Waiting(until);
-                self.waiting += 1;
-                self.batches[i].failed_before = true;
-            }
-            Verdict::Retry => {
+            Verdict::Retry(retry_after) => {
                 let b = &mut self.batches[i];
                 if b.retries < self.config.retry.max_retries {
-                    let wait = self
+                    // A `Retry-After` wait is a retry like any other: it counts toward
+                    // giving up and is never shorter than the backoff would be.
+                    let backoff = self
                         .config
                         .retry
                         .backoff_ms(b.retries, self.jitter.next_unit());
+                    let until = now_ms + retry_after.map_or(backoff, |ms| ms.max(backoff));
                     b.retries += 1;
                     b.failed_before = true;
-                    b.state = State::Waiting(now_ms + wait);
+                    b.state = State::Waiting(until);
                     self.waiting += 1;
+                    if retry_after.is_some() {
+                        let url = Rc::clone(&b.url);
+                        self.paused.retain(|(u, _)| *u != url);
+                        self.paused.push((url, until));
+                    }
                 } else {
                     self.give_up(i, status, FailReason::RetriesExhausted);
                 }

@@ -30,8 +30,9 @@ pub enum Outcome {
         /// HTTP status, or `None` for a network error, a timeout or a dispatcher that
         /// threw or returned `false`.
         status: Option<u16>,
-        /// The wait a `Retry-After` header asked for, in ms (see
-        /// [`parse_retry_after`](crate::core::retry::parse_retry_after)); honoured on 429 and 503 only.
+        /// The wait a `Retry-After` header asked for, in ms from now (the caller turns
+        /// an HTTP date into a wait: the core reads no clock); honoured on 429 and 503
+        /// only, capped at 300 s, never shorter than the backoff, and it uses a retry.
         retry_after_ms: Option<f64>,
     },
 }
