@@ -1,6 +1,11 @@
 //! The JavaScript binding: the only code that touches JS.
 //!
-//! - [`api`]: the exported `BatchEventProcessor` class.
+//! - [`api`]: the exported `BatchEventProcessor` class and its JS-facing methods.
+//! - [`pump`]: the shared state behind a processor, pumping the core, sending and
+//!   settling batches, `flush()` / `close()` waiters.
+//! - [`lifecycle`]: browsers: page hide, online/offline, persistence and recovery.
+//! - [`sdk`]: the Optimizely SDK adapter (`processLogEvent`, `asEventDispatcher`).
+//! - [`workers`]: Cloudflare Workers helpers (`flushWith`).
 //! - [`options`]: the options, their TypeScript types and their validation.
 //! - [`packer`]: moving a UserEvent into wasm memory, packed.
 //! - [`dispatch`]: the default `fetch` dispatcher and custom JS dispatchers.
@@ -11,7 +16,11 @@
 pub mod api;
 pub mod dispatch;
 pub mod error;
+pub mod lifecycle;
 pub mod listeners;
 pub mod options;
 pub mod packer;
+pub mod pump;
+pub mod sdk;
 pub mod timer;
+pub mod workers;

@@ -1,0 +1,336 @@
+//! The processor's shared state ([`Inner`]) and how work moves: pumping the core
+//! (hand out batches, report given-up ones, re-arm the timer), sending one batch and
+//! settling it, and the `flush()` / `close()` waiters.
+//!
+//! Owns: when the core is pumped and how a batch's send is started and settled.
+//! Must not: hold a `RefCell` borrow across an `.await` or any call into JS (a
+//! listener, a dispatcher, a waiter's `resolve`); know about page lifecycle, storage,
+//! the SDK adapter or Workers beyond the `send_anytime` flag.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+
+use js_sys::{Array, Function, Promise};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+use super::dispatch;
+use super::lifecycle::{is_offline, keepalive, BatchStore};
+use super::listeners::{notify, Listeners};
+use super::timer::{deadline, Timer};
+use crate::core::{Dispatch, FailReason, Failure, Outcome, Processor};
+
+#[wasm_bindgen(module = "/src/wasm/glue.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = makeLogEvent)]
+    pub(super) fn make_log_event(url: &str, body: &JsValue) -> JsValue;
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// The global `queueMicrotask` (browsers, Node, workerd).
+    #[wasm_bindgen(js_name = queueMicrotask)]
+    fn queue_microtask(task: &JsValue);
+}
+
+/// The state behind one `BatchEventProcessor` (and every adapter made from it).
+pub(super) struct Inner {
+    pub(super) core: RefCell<Processor>,
+    pub(super) dispatcher: Option<Function>,
+    /// Called with the promise of every send (Workers' `waitUntil`).
+    pub(super) wait_until: Option<Function>,
+    pub(super) dispatch_timeout_ms: u32,
+    pub(super) close_timeout_ms: f64,
+    pub(super) dispatch_listeners: RefCell<Listeners>,
+    pub(super) error_listeners: RefCell<Listeners>,
+    pub(super) timer: RefCell<Timer>,
+    /// `resolve` functions of `flush()` calls, per batch they wait for.
+    pub(super) flush_waiters: RefCell<HashMap<u64, Vec<Function>>>,
+    /// `resolve` functions waiting for the processor to become idle.
+    pub(super) idle_waiters: RefCell<Vec<Function>>,
+    pub(super) closing: RefCell<Option<Promise>>,
+    /// Removes the page lifecycle and `online` listeners (browsers).
+    pub(super) unwatch: RefCell<Vec<Function>>,
+    /// Where unconfirmed batches are persisted (browsers), and which are.
+    pub(super) store: Option<BatchStore>,
+    pub(super) stored: RefCell<Vec<u64>>,
+    /// [`Processor::batches_version`] when `stored` was last brought up to date.
+    pub(super) stored_version: Cell<Option<u64>>,
+    /// Set when `close()` has resolved: no timer is armed any more.
+    pub(super) stopped: Cell<bool>,
+    /// `false` in Workers without a `waitUntil` option: sends start only inside
+    /// `flush()`/`close()`, whose promise the request awaits, never from `process()` or
+    /// a timer (a fetch outliving its request is dropped by workerd).
+    pub(super) send_anytime: bool,
+    /// Set while `flush()` or `close()` pumps.
+    pub(super) flushing: Cell<bool>,
+    /// Set while a pump waits in a microtask (see [`Inner::pump_soon`]).
+    pub(super) pump_scheduled: Cell<bool>,
+}
+
+/// The clock of the processor's deadlines.
+pub(super) fn now() -> f64 {
+    js_sys::Date::now()
+}
+
+/// A promise and its `resolve` function.
+pub(super) fn promise_pair() -> (Promise, Option<Function>) {
+    let mut resolve = None;
+    let promise = Promise::new(&mut |res, _| resolve = Some(res));
+    (promise, resolve)
+}
+
+fn resolve_all(waiters: Vec<Function>) {
+    for r in waiters {
+        let _ = r.call0(&JsValue::UNDEFINED);
+    }
+}
+
+impl Inner {
+    /// Catches up on overdue work, hands out every batch that may go now, reports
+    /// given-up batches and re-arms the timer.
+    pub(super) fn pump(self: &Rc<Self>) {
+        let now = now();
+        // Runs on every call, not only from the timer: a timer set during an earlier
+        // workerd request may never fire.
+        self.core.borrow_mut().handle_timeout(now);
+        self.persist();
+        // Offline: hold everything (no retry storm) until the `online` event.
+        let may_send = self.send_anytime || self.flushing.get() || self.closing.borrow().is_some();
+        if may_send && !is_offline() {
+            // One pass over the batches hands out everything that may go now.
+            let batches = self.core.borrow_mut().poll_dispatches(now);
+            for batch in batches {
+                self.start(batch);
+            }
+        }
+        loop {
+            let failure = self.core.borrow_mut().poll_failure();
+            match failure {
+                Some(f) => notify(self.error_listeners.borrow().snapshot(), &failure_value(&f)),
+                None => break,
+            }
+        }
+        self.release_flush_waiters(now);
+        if self.core.borrow().is_idle() {
+            resolve_all(self.idle_waiters.take());
+        }
+        // No timer in Workers without `waitUntil`: it would point at a request that
+        // may have ended; there every request flushes (`flushWith`) instead.
+        if self.stopped.get() || !self.send_anytime {
+            return;
+        }
+        let deadline = self.core.borrow().poll_timeout();
+        let weak: Weak<Inner> = Rc::downgrade(self);
+        self.timer.borrow_mut().set(deadline, now, move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.timer.borrow_mut().cancel();
+                inner.pump();
+            }
+        });
+    }
+
+    /// [`Inner::pump`] once, in a microtask, however many calls ask for it before it
+    /// runs: a burst of `process()` calls (a loop, a backlog) hands out its batches in
+    /// one pass over the batches held and sets the timer once, instead of once per
+    /// event. Nothing is sent earlier than that microtask anyway: a send starts in one.
+    /// (With a `waitUntil` option, `process()` pumps at once instead: `waitUntil` must
+    /// have each send's promise before the request may end.)
+    pub(super) fn pump_soon(self: &Rc<Self>) {
+        if self.pump_scheduled.replace(true) {
+            return;
+        }
+        let inner = Rc::clone(self);
+        queue_microtask(&Closure::once_into_js(move || {
+            inner.pump_scheduled.set(false);
+            inner.pump();
+        }));
+    }
+
+    /// `pump()` allowed to send in Workers too.
+    pub(super) fn pump_flushing(self: &Rc<Self>) {
+        self.flushing.set(true);
+        self.pump();
+        self.flushing.set(false);
+    }
+
+    fn start(self: &Rc<Self>, batch: Dispatch) {
+        self.send(batch, false);
+    }
+
+    pub(super) fn send(self: &Rc<Self>, batch: Dispatch, page_hidden: bool) {
+        let Dispatch {
+            id,
+            url,
+            first_attempt,
+            ..
+        } = batch;
+        let inner = Rc::clone(self);
+        let send = future_to_promise(async move {
+            // The body is written and crosses into JS only now, in this send's own
+            // microtask: a burst of batches handed out together never holds all their
+            // bodies at once (in wasm memory, which never shrinks, or as young JS
+            // strings the garbage collector would have to promote). The Rust copy is
+            // freed at once, not when the send settles.
+            let Some(body) = inner.core.borrow().body(id) else {
+                return Ok(JsValue::UNDEFINED);
+            };
+            let body = JsValue::from_str(&body);
+            let log_event = make_log_event(&url, &body);
+            if first_attempt {
+                notify(inner.dispatch_listeners.borrow().snapshot(), &log_event);
+            }
+            let timeout = inner.dispatch_timeout_ms;
+            let outcome = match &inner.dispatcher {
+                Some(f) => dispatch::call(f, &log_event, page_hidden, timeout, now()).await,
+                None if page_hidden => match JsFuture::from(keepalive(&url, &body)).await {
+                    Ok(v) if v.is_truthy() => Outcome::Delivered,
+                    _ => Outcome::NETWORK_ERROR,
+                },
+                None => dispatch::post(&url, &body, timeout, now()).await,
+            };
+            inner.settle(id, outcome);
+            Ok(JsValue::UNDEFINED)
+        });
+        if let Some(wait_until) = &self.wait_until {
+            // A waitUntil that throws (e.g. outside a request) must not break sending.
+            let _ = wait_until.call1(&JsValue::UNDEFINED, &send);
+        }
+    }
+
+    fn settle(self: &Rc<Self>, id: u64, outcome: Outcome) {
+        self.core
+            .borrow_mut()
+            .on_dispatch_result(id, outcome, now());
+        self.pump();
+    }
+
+    /// Resolves the `flush()` waiters of every batch that is no longer moving (offline,
+    /// nothing moves until the `online` event).
+    fn release_flush_waiters(&self, now: f64) {
+        if self.flush_waiters.borrow().is_empty() {
+            return;
+        }
+        let offline = is_offline();
+        let released: Vec<Function> = {
+            let moving = self.core.borrow().moving_ids(now);
+            let mut waiters = self.flush_waiters.borrow_mut();
+            let done: Vec<u64> = waiters
+                .keys()
+                .copied()
+                .filter(|id| offline || !moving.contains(id))
+                .collect();
+            done.iter()
+                .filter_map(|id| waiters.remove(id))
+                .flatten()
+                .collect()
+        };
+        resolve_all(released);
+    }
+
+    /// A promise that resolves once every batch that is being sent or can be sent
+    /// without waiting for a retry has had its attempt.
+    pub(super) fn unsent_settled(&self, except: &[u64]) -> Promise {
+        let ids: Vec<u64> = self
+            .core
+            .borrow()
+            .unsent_ids()
+            .filter(|id| !except.contains(id))
+            .collect();
+        let all = Array::new();
+        for id in ids {
+            let (p, resolve) = promise_pair();
+            if let Some(r) = resolve {
+                self.flush_waiters
+                    .borrow_mut()
+                    .entry(id)
+                    .or_default()
+                    .push(r);
+            }
+            all.push(&p);
+        }
+        self.release_flush_waiters(now());
+        future_to_promise(async move {
+            // The per-attempt promises never reject.
+            let _ = JsFuture::from(Promise::all(&all)).await;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Resolves when the processor is idle or `close_timeout_ms` has passed, then stops
+    /// the timer and reports what is left.
+    pub(super) async fn finish(self: Rc<Self>, timeout_ms: f64) -> Result<JsValue, JsValue> {
+        let idle = if self.core.borrow().is_idle() {
+            Promise::resolve(&JsValue::UNDEFINED)
+        } else {
+            let (p, resolve) = promise_pair();
+            self.idle_waiters.borrow_mut().extend(resolve);
+            p
+        };
+        let ms = timeout_ms.clamp(0.0, u32::MAX as f64) as u32;
+        let (timeout, _timer) = deadline(ms, JsValue::UNDEFINED, || ());
+        let _ = JsFuture::from(Promise::race(&Array::of2(&idle, &timeout))).await;
+        self.stopped.set(true);
+        self.timer.borrow_mut().cancel();
+        if let Some(store) = &self.store {
+            // What is still stored is left to the next page (or another tab).
+            store.leave();
+        }
+        let s = self.core.borrow().stats();
+        to_js(&CloseSummary {
+            dispatched: s.dispatched,
+            failed: s.failed,
+            pending: (s.queued + s.in_flight) as u64,
+        })
+    }
+}
+
+/// `value` as a plain JS object (missing fields as `null`).
+pub(super) fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true))
+        .map_err(JsValue::from)
+}
+
+#[derive(Serialize)]
+struct CloseSummary {
+    dispatched: u64,
+    failed: u64,
+    pending: u64,
+}
+
+#[derive(Serialize)]
+struct DispatchError {
+    status: Option<u16>,
+    events: usize,
+    reason: &'static str,
+    message: String,
+}
+
+fn failure_value(f: &Failure) -> JsValue {
+    let (reason, why) = match f.reason {
+        FailReason::Rejected => ("rejected", "the collector rejected it"),
+        FailReason::RetriesExhausted => ("retries-exhausted", "every retry failed"),
+        FailReason::TooLarge => (
+            "too-large",
+            "a single event was too large for the collector",
+        ),
+    };
+    let status = match f.status {
+        Some(s) => format!("HTTP {s}"),
+        None => "a network error".to_string(),
+    };
+    let message = format!(
+        "gave up a batch of {} events after {status}: {why}",
+        f.events
+    );
+    to_js(&DispatchError {
+        status: f.status,
+        events: f.events,
+        reason,
+        message,
+    })
+    .unwrap_or(JsValue::UNDEFINED)
+}
