@@ -116,6 +116,7 @@ impl BatchEventProcessor {
                 dispatch_listeners: RefCell::new(Listeners::default()),
                 error_listeners: RefCell::new(Listeners::default()),
                 timer: RefCell::new(Timer::default()),
+                in_flight: Default::default(),
                 flush_waiters: RefCell::new(HashMap::new()),
                 idle_waiters: RefCell::new(Vec::new()),
                 closing: RefCell::new(None),

@@ -1,12 +1,19 @@
 //! Sending one batch: the default dispatcher (a POST through the global `fetch`) or the
 //! user's dispatcher, under a timeout, and how each result maps to an [`Outcome`].
+//!
+//! Owns: the request (`redirect: 'manual'`, the response body cancelled), the dispatch
+//! timeout and its abort, the sends in flight that `close()` cuts off at its deadline
+//! ([`InFlight`]), and reading `Retry-After` (an HTTP date is wall-clock: `Date.parse`
+//! against `Date.now()`). Must not: touch the core or hold any borrow of the
+//! processor across a call into JS, or follow a redirect.
 
-use js_sys::{Function, Object, Promise, Reflect};
+use std::cell::{Cell, RefCell};
+
+use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, RequestInit, Response};
+use web_sys::{AbortController, RequestInit, RequestRedirect, Response};
 
-use super::api::show;
 use super::timer::deadline;
 use crate::core::Outcome;
 
@@ -17,24 +24,127 @@ extern "C" {
     fn global_fetch(url: &str, init: &RequestInit) -> Result<Promise, JsValue>;
 }
 
-/// Awaits `promise` for at most `ms`: `Ok(Some(value))`, `Ok(None)` on timeout,
-/// `Err` if it rejected.
+/// The sends whose wait is still open, so that `close()` can end them at its deadline.
+#[derive(Default)]
+pub struct InFlight {
+    next: Cell<u32>,
+    open: RefCell<Vec<Open>>,
+}
+
+/// One open wait.
+struct Open {
+    id: u32,
+    /// The request to abort (default dispatcher).
+    controller: Option<AbortController>,
+    /// Ends the wait, resolving it with `marker`.
+    resolve: Function,
+    marker: JsValue,
+}
+
+impl InFlight {
+    /// Aborts every request in flight and ends every open wait at once, clearing their
+    /// timeout timers: nothing of theirs keeps Node alive. Their batches are left as
+    /// they are (in flight, so counted as pending, and kept in storage for the next
+    /// page in browsers); no outcome is reported for them.
+    pub fn cut_all(&self) {
+        // Taken out first: abort() and resolve() call into JS.
+        let open = self.open.take();
+        for o in open {
+            if let Some(c) = o.controller {
+                c.abort();
+            }
+            let _ = o.resolve.call1(&JsValue::UNDEFINED, &o.marker);
+        }
+    }
+
+    /// Registers a wait: its id and a promise that resolves with `marker` when
+    /// [`InFlight::cut_all`] ends it.
+    fn open(&self, controller: Option<AbortController>, marker: &JsValue) -> (u32, Promise) {
+        let id = self.next.get().wrapping_add(1);
+        self.next.set(id);
+        let mut resolve = None;
+        let cut = Promise::new(&mut |res, _| resolve = Some(res));
+        if let Some(resolve) = resolve {
+            self.open.borrow_mut().push(Open {
+                id,
+                controller,
+                resolve,
+                marker: marker.clone(),
+            });
+        }
+        (id, cut)
+    }
+
+    fn close(&self, id: u32) {
+        self.open.borrow_mut().retain(|o| o.id != id);
+    }
+}
+
+/// Unregisters a wait however its future ends (settled, rejected, or dropped).
+struct Registered<'a> {
+    in_flight: &'a InFlight,
+    id: u32,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.in_flight.close(self.id);
+    }
+}
+
+/// How a bounded wait ended.
+enum Waited {
+    /// The promise resolved with this value.
+    Value(JsValue),
+    /// It rejected, or `timeout_ms` passed first.
+    Failed,
+    /// `close()` reached its deadline.
+    Cut,
+}
+
+/// Awaits `promise` for at most `ms`, or until [`InFlight::cut_all`]; on timeout
+/// `controller` (if any) aborts the request. The timeout timer is cleared as soon as the
+/// wait is over.
 async fn within(
     promise: Promise,
     ms: u32,
-    on_expiry: impl FnOnce() + 'static,
-) -> Result<Option<JsValue>, JsValue> {
-    let marker: JsValue = Object::new().into();
-    let (timeout, _timer) = deadline(ms, marker.clone(), on_expiry);
-    // `_timer` lives until the race is over; dropping it then clears the timeout.
-    let race = Promise::race(&js_sys::Array::of2(&promise, &timeout));
-    let value = JsFuture::from(race).await?;
-    Ok((value != marker).then_some(value))
+    controller: Option<AbortController>,
+    in_flight: &InFlight,
+) -> Waited {
+    let timed_out: JsValue = Object::new().into();
+    let abort = controller.clone();
+    let (timeout, _timer) = deadline(ms, timed_out.clone(), move || {
+        if let Some(c) = abort {
+            c.abort();
+        }
+    });
+    let cut_off: JsValue = Object::new().into();
+    let (id, cut) = in_flight.open(controller, &cut_off);
+    let _registered = Registered { in_flight, id };
+    let race = Promise::race(&Array::of3(&promise, &timeout, &cut));
+    // `_timer` and `_registered` live until the race is over; dropping them then clears
+    // the timeout and unregisters the wait.
+    match JsFuture::from(race).await {
+        Ok(v) if v == timed_out => Waited::Failed,
+        Ok(v) if v == cut_off => Waited::Cut,
+        Ok(v) => Waited::Value(v),
+        Err(_) => Waited::Failed,
+    }
 }
 
 /// POSTs `body` to `url` with `Content-Type: application/json`, aborting after
-/// `timeout_ms`.
-pub async fn post(url: &str, body: &JsValue, timeout_ms: u32, now_ms: f64) -> Outcome {
+/// `timeout_ms`. `None` when `close()` cut it off (nothing to report).
+///
+/// Redirects are not followed (`redirect: 'manual'`): `fetch` would turn a 301/302/303
+/// into a GET without the body, and count the events delivered though no collector got
+/// them. A 3xx, or the opaque redirect (status 0) browsers give instead, is a failure
+/// the core gives up at once.
+pub async fn post(
+    url: &str,
+    body: &JsValue,
+    timeout_ms: u32,
+    in_flight: &InFlight,
+) -> Option<Outcome> {
     let headers = Object::new();
     // Setting a property on a fresh plain object cannot fail.
     let _ = Reflect::set(
@@ -46,65 +156,74 @@ pub async fn post(url: &str, body: &JsValue, timeout_ms: u32, now_ms: f64) -> Ou
     init.set_method("POST");
     init.set_headers(&headers);
     init.set_body(body);
+    init.set_redirect(RequestRedirect::Manual);
     let controller = AbortController::new().ok();
     if let Some(c) = &controller {
         init.set_signal(Some(&c.signal()));
     }
     let Ok(promise) = global_fetch(url, &init) else {
-        return Outcome::NETWORK_ERROR;
+        return Some(Outcome::NETWORK_ERROR);
     };
-    let abort = move || {
-        if let Some(c) = controller {
-            c.abort();
-        }
+    let response = match within(promise, timeout_ms, controller, in_flight).await {
+        Waited::Value(v) => v.dyn_into::<Response>().ok(),
+        Waited::Failed => None,
+        Waited::Cut => return None,
     };
-    match within(promise, timeout_ms, abort).await {
-        Ok(Some(response)) => match response.dyn_into::<Response>() {
-            Ok(r) => {
-                let retry_after = r.headers().get("retry-after").ok().flatten();
-                with_retry_after(Outcome::status(r.status()), retry_after.as_deref(), now_ms)
-            }
-            Err(_) => Outcome::NETWORK_ERROR,
-        },
-        Ok(None) | Err(_) => Outcome::NETWORK_ERROR,
+    let Some(r) = response else {
+        return Some(Outcome::NETWORK_ERROR);
+    };
+    // Nothing is read from the body: cancel it, or the connection stays taken (Node
+    // keeps the socket open until the response is garbage-collected). A body already
+    // received in full leaves the connection free for the next request.
+    if let Some(stream) = r.body() {
+        let _ = stream.cancel();
     }
+    let retry_after = r.headers().get("retry-after").ok().flatten();
+    Some(with_retry_after(
+        Outcome::status(r.status()),
+        retry_after.as_deref().and_then(retry_after_ms),
+    ))
 }
 
-/// The wait a `Retry-After` value asks for, in ms from now: delay-seconds, or an HTTP
-/// date, parsed by JS (`Date.parse(v) - Date.now()`: a date is wall-clock time, and
-/// parsing dates in Rust cost ~4.5 KB gzip). `None` when malformed. The core caps it,
-/// keeps it at least as long as the backoff, and counts it as a retry.
-fn retry_after_ms(value: &str) -> Option<f64> {
-    let v = value.trim();
-    if v.is_empty() {
-        return None;
-    }
-    if v.bytes().all(|b| b.is_ascii_digit()) {
-        // Too many digits for a u64 is "very long": the core caps it.
-        return Some(
-            v.parse::<u64>()
-                .map_or(f64::INFINITY, |s| s as f64 * 1000.0),
-        );
-    }
-    let at = js_sys::Date::parse(v);
-    at.is_finite().then(|| at - js_sys::Date::now())
-}
-
-fn with_retry_after(outcome: Outcome, header: Option<&str>, _now_ms: f64) -> Outcome {
-    match (outcome, header) {
-        (Outcome::Failed { status, .. }, Some(h)) => Outcome::Failed {
+fn with_retry_after(outcome: Outcome, wait_ms: Option<f64>) -> Outcome {
+    match (outcome, wait_ms) {
+        (Outcome::Failed { status, .. }, Some(ms)) => Outcome::Failed {
             status,
-            retry_after_ms: retry_after_ms(h),
+            retry_after_ms: Some(ms),
         },
         (o, _) => o,
     }
+}
+
+/// The wait a `Retry-After` value asks for, in ms from now (never negative; the core
+/// bounds it): delay-seconds, or an HTTP date, which is wall-clock time, so it is
+/// measured with `Date.parse` against `Date.now()`. `None` when it is neither.
+fn retry_after_ms(value: &str) -> Option<f64> {
+    let value = value.trim();
+    let first = value.bytes().next()?;
+    if value.bytes().all(|b| b.is_ascii_digit()) {
+        // Integer parsing keeps float parsing out of the wasm; too many digits for a
+        // u64 is "very long": the core caps it.
+        return Some(
+            value
+                .parse::<u64>()
+                .map_or(f64::INFINITY, |s| s as f64 * 1000.0),
+        );
+    }
+    // Every HTTP-date form starts with a day name; `Date.parse` alone would take "-5"
+    // or "2024" as dates.
+    if !first.is_ascii_alphabetic() {
+        return None;
+    }
+    let at = js_sys::Date::parse(value);
+    at.is_finite().then(|| (at - js_sys::Date::now()).max(0.0))
 }
 
 /// Calls a custom dispatcher and maps what it returns or resolves with, within
 /// `timeout_ms`:
 /// `{ statusCode, retryAfter? }` by status, `true`/`undefined`/an object without
 /// `statusCode` as delivered, `false` as a retryable failure; a throw, a rejection or a
-/// timeout is a network error.
+/// timeout is a network error. `None` when `close()` cut it off.
 ///
 /// The second argument, `{ pageHidden }`, tells the dispatcher whether the page is going
 /// away (then it should use `navigator.sendBeacon` or `fetch(..., { keepalive: true })`).
@@ -113,8 +232,8 @@ pub async fn call(
     log_event: &JsValue,
     page_hidden: bool,
     timeout_ms: u32,
-    now_ms: f64,
-) -> Outcome {
+    in_flight: &InFlight,
+) -> Option<Outcome> {
     let flags = Object::new();
     let _ = Reflect::set(
         &flags,
@@ -123,16 +242,17 @@ pub async fn call(
     );
     let value = match dispatcher.call2(&JsValue::UNDEFINED, log_event, &flags) {
         Ok(v) => v,
-        Err(_) => return Outcome::NETWORK_ERROR,
+        Err(_) => return Some(Outcome::NETWORK_ERROR),
     };
     // A result given at once needs no timeout: no timer, no race (per batch, this is
     // most of the cost of a synchronous dispatcher).
     if !is_thenable(&value) {
-        return result_outcome(&value, now_ms);
+        return Some(result_outcome(&value));
     }
-    match within(Promise::resolve(&value), timeout_ms, || ()).await {
-        Ok(Some(v)) => result_outcome(&v, now_ms),
-        Ok(None) | Err(_) => Outcome::NETWORK_ERROR,
+    match within(Promise::resolve(&value), timeout_ms, None, in_flight).await {
+        Waited::Value(v) => Some(result_outcome(&v)),
+        Waited::Failed => Some(Outcome::NETWORK_ERROR),
+        Waited::Cut => None,
     }
 }
 
@@ -143,7 +263,7 @@ fn is_thenable(value: &JsValue) -> bool {
             && Reflect::get(value, &JsValue::from_str("then")).is_ok_and(|then| then.is_function()))
 }
 
-fn result_outcome(value: &JsValue, now_ms: f64) -> Outcome {
+fn result_outcome(value: &JsValue) -> Outcome {
     if let Some(ok) = value.as_bool() {
         return if ok {
             Outcome::Delivered
@@ -162,11 +282,13 @@ fn result_outcome(value: &JsValue, now_ms: f64) -> Outcome {
     match status.as_f64() {
         Some(s) if s.fract() == 0.0 && (100.0..=599.0).contains(&s) => {
             let retry_after = get("retryAfter");
-            let header = match retry_after.as_f64() {
-                Some(_) => Some(show(&retry_after)),
-                None => retry_after.as_string(),
+            // A number is delay-seconds, a string a header value.
+            let wait = match retry_after.as_f64() {
+                Some(secs) if secs.is_finite() && secs >= 0.0 => Some(secs * 1000.0),
+                Some(_) => None,
+                None => retry_after.as_string().as_deref().and_then(retry_after_ms),
             };
-            with_retry_after(Outcome::status(s as u16), header.as_deref(), now_ms)
+            with_retry_after(Outcome::status(s as u16), wait)
         }
         _ => Outcome::NETWORK_ERROR,
     }

@@ -241,7 +241,8 @@ function packEvent(e) {
   leaf(c.botFiltering, 'context.botFiltering', SEP);
   leaf(e.type, 'type', SEP);
   leaf(uuid, 'uuid', SEP);
-  leaf(e.timestamp, 'timestamp', SEP);
+  // Filled here, on the wall clock: the wasm side measures time on performance.now().
+  leaf(e.timestamp === undefined || e.timestamp === null ? Date.now() : e.timestamp, 'timestamp', SEP);
   leaf(u.id, 'user.id', SEP);
   attributes(u.attributes);
   if (e.type === 'conversion') {
@@ -564,8 +565,13 @@ export function sendBeacon(url, body) {
  */
 export function keepalive(url, body) {
   try {
-    return fetch(url, { method: 'POST', body, headers: { 'Content-Type': bodyType(url) }, keepalive: true }).then(
-      (r) => r.ok,
+    // Redirects are not followed (see dispatch.rs); the body is never read.
+    const init = { method: 'POST', body, headers: { 'Content-Type': bodyType(url) }, keepalive: true, redirect: 'manual' };
+    return fetch(url, init).then(
+      (r) => {
+        r.body?.cancel().catch(() => {});
+        return r.ok;
+      },
       () => false,
     );
   } catch {

@@ -19,6 +19,7 @@ use wasm_bindgen_futures::{future_to_promise, JsFuture};
 use super::dispatch;
 use super::lifecycle::{is_offline, keepalive, BatchStore};
 use super::listeners::{notify, Listeners};
+pub(super) use super::timer::now;
 use super::timer::{deadline, Timer};
 use crate::core::{Dispatch, FailReason, Failure, Outcome, Processor};
 
@@ -46,6 +47,8 @@ pub(super) struct Inner {
     pub(super) dispatch_listeners: RefCell<Listeners>,
     pub(super) error_listeners: RefCell<Listeners>,
     pub(super) timer: RefCell<Timer>,
+    /// The sends in flight, cut off at `close()`'s deadline.
+    pub(super) in_flight: dispatch::InFlight,
     /// `resolve` functions of `flush()` calls, per batch they wait for.
     pub(super) flush_waiters: RefCell<HashMap<u64, Vec<Function>>>,
     /// `resolve` functions waiting for the processor to become idle.
@@ -68,11 +71,6 @@ pub(super) struct Inner {
     pub(super) flushing: Cell<bool>,
     /// Set while a pump waits in a microtask (see [`Inner::pump_soon`]).
     pub(super) pump_scheduled: Cell<bool>,
-}
-
-/// The clock of the processor's deadlines.
-pub(super) fn now() -> f64 {
-    js_sys::Date::now()
 }
 
 /// A promise and its `resolve` function.
@@ -184,14 +182,19 @@ impl Inner {
             }
             let timeout = inner.dispatch_timeout_ms;
             let outcome = match &inner.dispatcher {
-                Some(f) => dispatch::call(f, &log_event, page_hidden, timeout, now()).await,
+                Some(f) => {
+                    dispatch::call(f, &log_event, page_hidden, timeout, &inner.in_flight).await
+                }
                 None if page_hidden => match JsFuture::from(keepalive(&url, &body)).await {
-                    Ok(v) if v.is_truthy() => Outcome::Delivered,
-                    _ => Outcome::NETWORK_ERROR,
+                    Ok(v) if v.is_truthy() => Some(Outcome::Delivered),
+                    _ => Some(Outcome::NETWORK_ERROR),
                 },
-                None => dispatch::post(&url, &body, timeout, now()).await,
+                None => dispatch::post(&url, &body, timeout, &inner.in_flight).await,
             };
-            inner.settle(id, outcome);
+            // `None`: cut off at close()'s deadline, left in flight (pending).
+            if let Some(outcome) = outcome {
+                inner.settle(id, outcome);
+            }
             Ok(JsValue::UNDEFINED)
         });
         if let Some(wait_until) = &self.wait_until {
@@ -274,6 +277,9 @@ impl Inner {
         let _ = JsFuture::from(Promise::race(&Array::of2(&idle, &timeout))).await;
         self.stopped.set(true);
         self.timer.borrow_mut().cancel();
+        // What is still in flight is aborted and counted as pending: no request or
+        // timeout timer outlives close().
+        self.in_flight.cut_all();
         if let Some(store) = &self.store {
             // What is still stored is left to the next page (or another tab).
             store.leave();
@@ -311,6 +317,10 @@ struct DispatchError {
 
 fn failure_value(f: &Failure) -> JsValue {
     let (reason, why) = match f.reason {
+        FailReason::Rejected if matches!(f.status, Some(0 | 300..=399)) => (
+            "rejected",
+            "the endpoint redirected it, and redirects are not followed (set `endpoint` to the URL that takes the POST)",
+        ),
         FailReason::Rejected => ("rejected", "the collector rejected it"),
         FailReason::RetriesExhausted => ("retries-exhausted", "every retry failed"),
         FailReason::TooLarge => (
@@ -319,6 +329,8 @@ fn failure_value(f: &Failure) -> JsValue {
         ),
     };
     let status = match f.status {
+        // Browsers hide a redirect behind an opaque response of status 0.
+        Some(0) => "a redirect".to_string(),
         Some(s) => format!("HTTP {s}"),
         None => "a network error".to_string(),
     };

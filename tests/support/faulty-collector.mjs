@@ -21,6 +21,11 @@
 //   'reset'     destroys the socket without answering (the body was read: the server got it)
 //   'stall'     never answers (the body was read); the client's timeout has to cut it off
 //   any other three-digit status, e.g. '400' or 404: answered as is, without a body of note
+//               (a 3xx with `Location: <redirectTo>` when that option is set)
+//
+// Answers: `responseBytes` gives 2xx answers a body of that many bytes (a collector that
+// talks too much); `unfinishedResponses()` counts answers whose body is still being written
+// on an open socket (a client that neither reads nor cancels a response body leaves them).
 //
 // How the kind of a request is picked, first match wins:
 //   1. the mode set with setMode(): a kind (every request), a function
@@ -94,6 +99,8 @@ function weighted(faults, r) {
  *   (`uuids` is always kept); false saves memory in long soaks
  * @param {(record: object) => void} [opts.onRequest] called with each record, parsed body
  *   included, once its fault kind is picked
+ * @param {number} [opts.responseBytes] body size of 2xx answers (default: `{}`)
+ * @param {string} [opts.redirectTo] `Location` of 3xx answers (a path or a URL)
  */
 export async function startFaultyCollector(opts = {}) {
   const base = {
@@ -110,6 +117,9 @@ export async function startFaultyCollector(opts = {}) {
   const keepBodies = opts.keepBodies ?? true;
   const keepJson = opts.keepJson ?? true;
   const onRequest = opts.onRequest;
+  const okBody = opts.responseBytes ? Buffer.alloc(opts.responseBytes, 0x20) : '{}';
+  const redirectTo = opts.redirectTo;
+  const responses = new Set(); // answered responses whose body is still being written
   const rand = prng(opts.seed ?? 1);
 
   let mode = null; // null | { kind } | { fn } | config object like `base`
@@ -172,7 +182,13 @@ export async function startFaultyCollector(opts = {}) {
       }
     }
     if (!res.destroyed && res.socket && !res.socket.destroyed) {
-      res.writeHead(status, { 'content-type': 'application/json', ...corsHeaders(req), ...headers }).end('{}');
+      const ok = status >= 200 && status < 300;
+      if (redirectTo !== undefined && status >= 300 && status < 400) headers = { location: redirectTo, ...headers };
+      responses.add(res);
+      const done = () => responses.delete(res);
+      res.once('finish', done);
+      res.once('close', done);
+      res.writeHead(status, { 'content-type': 'application/json', ...corsHeaders(req), ...headers }).end(ok ? okBody : '{}');
     } else {
       record.clientGone = true;
     }
@@ -316,6 +332,10 @@ export async function startFaultyCollector(opts = {}) {
     /** Requests per kind, e.g. { ok: 900, 500: 40, reset: 12 }. */
     counts() {
       return { ...counts };
+    },
+    /** Answers whose body is still being written on an open socket (the client neither read nor cancelled it). */
+    unfinishedResponses() {
+      return responses.size;
     },
     /** Sockets of stalled requests still open. */
     stalledOpen() {
