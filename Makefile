@@ -17,6 +17,13 @@ build:
 	rm -rf target/dist-new
 	wasm-bindgen --target web --out-dir target/dist-new --out-name bep $(WASM)
 	npx wasm-opt -Oz --strip-debug --strip-producers $(WASM_FEATURES) target/dist-new/bep_bg.wasm -o target/dist-new/bep_bg.wasm
+	@# dist/glue/<name>.js re-exports the glue module src/wasm/js/<name>.js from its
+	@# wasm-bindgen copy (dist/snippets/<crate>-<hash>/...), so that pkg/ code imports
+	@# the one copy bep.js uses by a path without the hash.
+	@# A module no Rust code imports is not copied: that fails here, not in a bundler.
+	mkdir -p target/dist-new/glue; for m in src/wasm/js/*.js; do \
+		f=$$(echo target/dist-new/snippets/*/$$m); test -f "$$f" || { echo "$$m: not imported by any Rust code"; exit 1; }; \
+		printf "export * from '../%s';\n" "$${f#target/dist-new/}" > target/dist-new/glue/$$(basename $$m); done
 	@# Swap the new output in at once, so a concurrent test never sees pkg/dist missing.
 	rm -rf target/dist-old; if [ -d $(DIST) ]; then mv $(DIST) target/dist-old; fi; mv target/dist-new $(DIST)
 	npx esbuild pkg/node.js --bundle --platform=node --format=cjs --log-level=warning \

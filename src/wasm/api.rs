@@ -25,7 +25,7 @@ use super::timer::Timer;
 use super::workers::in_workers;
 use crate::core::{self, Processor, Stats};
 
-#[wasm_bindgen(module = "/src/wasm/glue.js")]
+#[wasm_bindgen(module = "/src/wasm/js/checks.js")]
 extern "C" {
     /// A value as error messages show it (strings quoted).
     pub(crate) fn show(value: &JsValue) -> String;

@@ -17,7 +17,7 @@ use super::pump::{make_log_event, now, Inner};
 use super::sdk::unbatch;
 use crate::core::Outcome;
 
-#[wasm_bindgen(module = "/src/wasm/glue.js")]
+#[wasm_bindgen(module = "/src/wasm/js/page.js")]
 extern "C" {
     #[wasm_bindgen(js_name = watchPage)]
     pub(super) fn watch_page(on_hide: &Function) -> JsValue;
@@ -28,8 +28,11 @@ extern "C" {
     pub(super) fn is_offline() -> bool;
     #[wasm_bindgen(js_name = watchOnline)]
     pub(super) fn watch_online(on_online: &Function) -> JsValue;
+}
 
-    /// Unconfirmed batches kept across reloads (glue.js).
+#[wasm_bindgen(module = "/src/wasm/js/storage.js")]
+extern "C" {
+    /// Unconfirmed batches kept across reloads (js/storage.js).
     pub(super) type BatchStore;
     #[wasm_bindgen(static_method_of = BatchStore, catch)]
     pub(super) fn open(

@@ -12,6 +12,10 @@
 //! - [`timer`]: the flush timer on the global `setTimeout`.
 //! - [`listeners`]: subscribed callbacks.
 //! - [`error`]: the one error type of this layer, converted to a JS error.
+//!
+//! The JS half lives in `src/wasm/js/`, one ES module per concern (packer, checks,
+//! log-event, sdk-adapter, page, storage, runtime); README "Layout" says how `pkg/`
+//! code reaches the same copies through `pkg/dist/glue/`.
 
 pub mod api;
 pub mod dispatch;

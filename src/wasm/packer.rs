@@ -1,4 +1,4 @@
-//! Moving a UserEvent into wasm: the glue's packer (`packInto` in glue.js) writes the
+//! Moving a UserEvent into wasm: the glue's packer (`packInto` in js/packer.js) writes the
 //! packed event (see `core::packed`) as UTF-8 bytes, with no JS string built, and
 //! `copyPacked` copies them in one `set` into a scratch buffer owned here. The copy is
 //! made after packing, so a getter on the event that re-enters the processor (and
@@ -10,7 +10,7 @@ use wasm_bindgen::prelude::*;
 
 use super::error::Error;
 
-#[wasm_bindgen(module = "/src/wasm/glue.js")]
+#[wasm_bindgen(module = "/src/wasm/js/packer.js")]
 extern "C" {
     #[wasm_bindgen(js_name = useMemory)]
     fn use_memory(memory: &JsValue);

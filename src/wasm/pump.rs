@@ -23,7 +23,7 @@ pub(super) use super::timer::now;
 use super::timer::{deadline, Timer};
 use crate::core::{Dispatch, FailReason, Failure, Outcome, Processor};
 
-#[wasm_bindgen(module = "/src/wasm/glue.js")]
+#[wasm_bindgen(module = "/src/wasm/js/log-event.js")]
 extern "C" {
     #[wasm_bindgen(js_name = makeLogEvent)]
     pub(super) fn make_log_event(url: &str, body: &JsValue) -> JsValue;

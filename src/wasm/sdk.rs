@@ -16,7 +16,7 @@ use super::error::Error;
 use super::pump::now;
 use crate::core;
 
-#[wasm_bindgen(module = "/src/wasm/glue.js")]
+#[wasm_bindgen(module = "/src/wasm/js/sdk-adapter.js")]
 extern "C" {
     /// The packed events of an SDK LogEvent (`{ url, params }`), or the `TypeError`
     /// naming its first invalid field.

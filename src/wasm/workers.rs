@@ -12,7 +12,7 @@ use wasm_bindgen_futures::{future_to_promise, JsFuture};
 use super::api::BatchEventProcessor;
 use super::timer::deadline;
 
-#[wasm_bindgen(module = "/src/wasm/glue.js")]
+#[wasm_bindgen(module = "/src/wasm/js/runtime.js")]
 extern "C" {
     /// `true` in Cloudflare Workers (workerd).
     #[wasm_bindgen(js_name = inWorkers)]

@@ -112,7 +112,7 @@ mod benches {
             .join(SUB)
     }
 
-    /// Packed events in the layout of `src/wasm/glue.js`: 60 % impressions, 40 %
+    /// Packed events in the layout of `src/wasm/js/packer.js`: 60 % impressions, 40 %
     /// conversions with tags and revenue, every one a different visitor.
     fn events(n: usize) -> Vec<String> {
         let mut r = Rng(0x9E37_79B9_7F4A_7C15);

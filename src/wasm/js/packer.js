@@ -1,0 +1,335 @@
+// Packs an Optimizely UserEvent into the format of `core::packed`: every leaf is
+// written as JSON.stringify would write it (so strings are escaped and numbers
+// formatted exactly as JavaScript does), undefined leaves are empty, fields are joined
+// by U+0001 and the attribute tokens by U+0002. The packer writes UTF-8 bytes straight
+// into a growable byte buffer (no JS string is built); `packInto` + `copyPacked` then
+// move them into wasm memory in one copy, `pack` decodes them for `unbatch`.
+// Owns: the packed format on the JS side, the scratch buffers, the copy into wasm
+// memory. Must not: import the wasm module or anything that does (the browser entry
+// packs events before the wasm is ready), keep events, decide batching.
+// Structural problems (a container that is not an object) are reported here; the rules
+// for every leaf are checked in Rust.
+
+import { fail, isObject, object } from './checks.js';
+
+const SEP = 1;
+const SUB = 2;
+const QUOTE = 34;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+/** A scratch buffer that grew past this (a huge event) is not kept. */
+const KEEP_BYTES = 64 * 1024;
+
+/** Where the packer writes: `out[0..pos]` is written, `end` is `out.length`. */
+let out = new Uint8Array(0);
+let pos = 0;
+let end = 0;
+
+/** Makes room for `n` more bytes, growing `out` (by doubling) when needed. */
+function room(n) {
+  if (pos + n <= end) return;
+  let size = Math.max(end * 2, 1024);
+  while (size < pos + n) size *= 2;
+  const bigger = new Uint8Array(size);
+  bigger.set(out.subarray(0, pos));
+  out = bigger;
+  end = size;
+}
+
+function byte(b) {
+  if (pos >= end) room(1);
+  out[pos++] = b;
+}
+
+/** Text made of ASCII only (numbers, literals). */
+function ascii(s) {
+  const n = s.length;
+  room(n);
+  for (let i = 0; i < n; i++) out[pos + i] = s.charCodeAt(i);
+  pos += n;
+}
+
+function utf8(s) {
+  room(s.length * 3); // the most UTF-8 bytes a UTF-16 string can take
+  pos += encoder.encodeInto(s, out.subarray(pos, end)).written;
+}
+
+/**
+ * A string as JSON.stringify writes it. Plain ASCII (no quote, backslash or control
+ * character: nearly every id and key) is copied in one loop; anything else goes
+ * through JSON.stringify, which also escapes lone surrogates.
+ */
+function string(v) {
+  const n = v.length;
+  room(n + 2);
+  const o = out;
+  let p = pos;
+  o[p++] = QUOTE;
+  for (let i = 0; i < n; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 32 || c === QUOTE || c === 92 || c > 127) {
+      utf8(JSON.stringify(v));
+      return;
+    }
+    o[p++] = c;
+  }
+  o[p] = QUOTE;
+  pos = p + 1;
+}
+
+/** JSON text (already escaped): copied as it is when ASCII, else encoded. */
+function json(s) {
+  const n = s.length;
+  room(n);
+  const o = out;
+  const p = pos;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 127) {
+      utf8(s);
+      return;
+    }
+    o[p + i] = c;
+  }
+  pos = p + n;
+}
+
+/** A finite number as JSON.stringify writes it; integers (timestamps) without a string. */
+function number(v) {
+  if (!(v >= 0 && v < 1e15 && Math.floor(v) === v)) {
+    ascii(String(v));
+    return;
+  }
+  // Up to 15 digits as two int32 halves: int32 division is much cheaper than double.
+  const hi = Math.floor(v / 1e8);
+  if (hi === 0) {
+    digits(v, 1);
+  } else {
+    digits(hi, 1);
+    digits(v - hi * 1e8, 8);
+  }
+}
+
+/** The decimal digits of the int32 `x` >= 0, zero-padded to at least `min` digits. */
+function digits(x, min) {
+  let n = 1;
+  for (let y = x; y >= 10; y = (y / 10) | 0) n++;
+  if (n < min) n = min;
+  room(n);
+  const o = out;
+  for (let i = pos + n - 1; i >= pos; i--) {
+    const q = (x / 10) | 0;
+    o[i] = 48 + x - q * 10;
+    x = q;
+  }
+  pos += n;
+}
+
+/** One leaf, then `sep` (0 for none). `field` names it in errors. */
+function leaf(v, field, sep) {
+  switch (typeof v) {
+    case 'undefined':
+      break;
+    case 'string':
+      string(v);
+      break;
+    case 'number':
+      if (!Number.isFinite(v)) throw fail(field, 'a finite number', v);
+      number(v);
+      break;
+    case 'boolean':
+      ascii(v ? 'true' : 'false');
+      break;
+    case 'object':
+      // Objects are never valid leaves: Rust reports them by their first byte.
+      ascii(v === null ? 'null' : Array.isArray(v) ? '[]' : '{}');
+      break;
+    default:
+      throw fail(field, 'a string, number or boolean', v);
+  }
+  if (sep) byte(sep);
+}
+
+function newUuid() {
+  const c = globalThis.crypto;
+  if (c && typeof c.randomUUID === 'function') return c.randomUUID();
+  // Insecure browser contexts have getRandomValues but not randomUUID.
+  const b = c.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+function attributes(list) {
+  if (list !== undefined && list !== null) {
+    if (!Array.isArray(list)) throw fail('user.attributes', 'an array', list);
+    for (let i = 0; i < list.length; i++) {
+      const a = list[i];
+      // The field names are built only for an error.
+      if (!isObject(a)) object(a, `user.attributes[${i}]`, false);
+      if (i) byte(SUB);
+      attribute(a.entityId, i, 'entityId', SUB);
+      attribute(a.key, i, 'key', SUB);
+      attribute(a.value, i, 'value', 0);
+    }
+  }
+  byte(SEP);
+}
+
+/**
+ * One attribute member: `leaf`, with the valid cases first so that the field name
+ * (`user.attributes[i].name`) is built only for a value `leaf` must look at.
+ */
+function attribute(v, i, name, sep) {
+  const type = typeof v;
+  if (type === 'string') string(v);
+  else if (type === 'number' && Number.isFinite(v)) number(v);
+  else if (type === 'boolean') ascii(v ? 'true' : 'false');
+  else leaf(v, `user.attributes[${i}].${name}`, 0);
+  if (sep) byte(sep);
+}
+
+function tags(t) {
+  if (t === null) {
+    ascii('null');
+  } else if (t !== undefined) {
+    object(t, 'tags', true);
+    let text;
+    try {
+      text = JSON.stringify(t);
+    } catch (e) {
+      throw fail('tags', 'JSON-serializable (no cycles, no BigInt)', e.message);
+    }
+    json(text);
+  }
+}
+
+/** Writes one packed UserEvent; throws a TypeError naming the field for a structural problem. */
+function packEvent(e) {
+  object(e, 'event', false);
+  const c = object(e.context, 'context', false);
+  const u = object(e.user, 'user', false);
+  const uuid = e.uuid === undefined || e.uuid === null ? newUuid() : e.uuid;
+  leaf(c.region, 'context.region', SEP);
+  leaf(c.accountId, 'context.accountId', SEP);
+  leaf(c.projectId, 'context.projectId', SEP);
+  leaf(c.revision, 'context.revision', SEP);
+  leaf(c.clientName, 'context.clientName', SEP);
+  leaf(c.clientVersion, 'context.clientVersion', SEP);
+  leaf(c.anonymizeIP, 'context.anonymizeIP', SEP);
+  leaf(c.botFiltering, 'context.botFiltering', SEP);
+  leaf(e.type, 'type', SEP);
+  leaf(uuid, 'uuid', SEP);
+  // Filled here, on the wall clock: the wasm side measures time on performance.now().
+  leaf(e.timestamp === undefined || e.timestamp === null ? Date.now() : e.timestamp, 'timestamp', SEP);
+  leaf(u.id, 'user.id', SEP);
+  attributes(u.attributes);
+  if (e.type === 'conversion') {
+    const ev = object(e.event, 'event', false);
+    leaf(ev.id, 'event.id', SEP);
+    leaf(ev.key, 'event.key', SEP);
+    leaf(e.revenue, 'revenue', SEP);
+    leaf(e.value, 'value', SEP);
+    tags(e.tags);
+    return;
+  }
+  const layer = object(e.layer, 'layer', true);
+  const experiment = object(e.experiment, 'experiment', true);
+  const variation = object(e.variation, 'variation', true);
+  leaf(layer?.id, 'layer.id', SEP);
+  leaf(experiment?.id, 'experiment.id', SEP);
+  if (variation) byte(0x31); // '1'
+  byte(SEP);
+  leaf(variation?.id, 'variation.id', SEP);
+  leaf(variation?.key, 'variation.key', SEP);
+  leaf(e.ruleKey, 'ruleKey', SEP);
+  leaf(e.flagKey, 'flagKey', SEP);
+  leaf(e.ruleType, 'ruleType', SEP);
+  leaf(e.enabled, 'enabled', SEP);
+  leaf(e.cmabUuid, 'cmabUuid', 0);
+}
+
+/** The buffer the last `packWith` wrote into (`target`, or a larger one). */
+let written = out;
+
+/**
+ * Packs `e` into `target` (grown if needed); returns the length of the packed bytes,
+ * which are at the start of `written`. The state of the packer is saved around the
+ * call: a getter on the event may re-enter the processor and pack another event.
+ */
+function packWith(e, target) {
+  const o = out;
+  const p = pos;
+  const n = end;
+  out = target;
+  pos = 0;
+  end = target.length;
+  try {
+    packEvent(e);
+    written = out;
+    return pos;
+  } finally {
+    out = o;
+    pos = p;
+    end = n;
+  }
+}
+
+/** Packs one UserEvent into a string (for `unbatch`). */
+export function pack(e) {
+  const n = packWith(e, new Uint8Array(1024));
+  return decoder.decode(written.subarray(0, n));
+}
+
+/** The scratch buffer `packInto` writes into, and whether a `packInto` is running. */
+let scratch = new Uint8Array(4096);
+let packing = false;
+/** The bytes of the last `packInto`, for `copyPacked`. */
+let packed = scratch.subarray(0, 0);
+/** What the last `packInto` threw (a TypeError naming the field), for `takePackError`. */
+let packError;
+
+/**
+ * Packs one UserEvent and returns its length in bytes (`copyPacked` then moves the
+ * bytes into wasm memory), or -1 when the event is invalid (`takePackError` tells
+ * why). Nothing is thrown across the boundary: wasm-bindgen's catching wrapper costs a
+ * closure per call.
+ */
+export function packInto(e) {
+  // A getter that re-enters the processor packs into a buffer of its own.
+  const reentered = packing;
+  packing = true;
+  try {
+    const n = packWith(e, reentered ? new Uint8Array(1024) : scratch);
+    if (!reentered && written.length <= KEEP_BYTES) scratch = written;
+    packed = written.subarray(0, n);
+    return n;
+  } catch (x) {
+    packError = x;
+    return -1;
+  } finally {
+    packing = reentered;
+  }
+}
+
+let memory = null;
+let view = new Uint8Array(0);
+
+/** The wasm module's memory, which `copyPacked` writes into. */
+export function useMemory(m) {
+  memory = m;
+}
+
+/** Copies the bytes of the last `packInto` into wasm memory at `at`. */
+export function copyPacked(at) {
+  if (view.buffer !== memory.buffer) view = new Uint8Array(memory.buffer);
+  view.set(packed, at);
+}
+
+/** The error of the last `packInto` that returned -1. */
+export function takePackError() {
+  const e = packError;
+  packError = undefined;
+  return e;
+}

@@ -1,0 +1,161 @@
+// Owns the persistence of unconfirmed batches across reloads (`BatchStore`): the
+// storage keys, the byte cap, tab liveness and recovery. Must not: send batches or
+// decide when to persist (the Rust side does); never throw on a storage failure.
+
+import { fail } from './checks.js';
+
+const STORE_PREFIX = 'bep:v1:';
+
+/**
+ * Where unconfirmed batches are kept across reloads: `localStorage` by default in
+ * browsers, or any `{ getItem, setItem, removeItem }` (plus `key(i)`/`length` to be
+ * able to find entries again). Every failure (quota, Safari private mode, corrupted
+ * data) is counted and otherwise ignored: processing goes on in memory.
+ */
+export class BatchStore {
+  constructor(storage, maxBytes, ttlMs) {
+    this.storage = storage;
+    this.maxBytes = maxBytes;
+    this.ttlMs = ttlMs;
+    this.errors = 0;
+    this.bytes = 0;
+    this.sizes = new Map();
+    this.tab = Math.random().toString(36).slice(2);
+    this.beat();
+  }
+
+  /** Marks this tab alive: its batches are not recovered by other tabs. */
+  beat() {
+    try {
+      this.storage.setItem(`${STORE_PREFIX}alive:${this.tab}`, String(Date.now()));
+    } catch {
+      this.errors++;
+    }
+  }
+
+  /** This page is going away: its unconfirmed batches may be recovered at once. */
+  leave() {
+    try {
+      this.storage.removeItem(`${STORE_PREFIX}alive:${this.tab}`);
+    } catch {
+      this.errors++;
+    }
+  }
+
+  /** The default store: `localStorage` where it exists and works, else none. */
+  static open(option, maxBytes, ttlMs) {
+    if (option === false) return undefined;
+    let storage = option;
+    if (storage === undefined || storage === null || storage === true) {
+      try {
+        storage = globalThis.document ? globalThis.localStorage : undefined;
+      } catch {
+        storage = undefined; // a SecurityError where storage is disabled
+      }
+      if (!storage) return undefined;
+    }
+    for (const m of ['getItem', 'setItem', 'removeItem']) {
+      if (typeof storage[m] !== 'function') throw fail('storage', 'false or an object with getItem, setItem and removeItem', storage);
+    }
+    return new BatchStore(storage, maxBytes, ttlMs);
+  }
+
+  /** Keeps a batch until `remove(id)`; false when it was not stored (cap, quota). */
+  save(id, url, body) {
+    const key = `${STORE_PREFIX}batch:${this.tab}:${id}`;
+    const value = JSON.stringify({ t: Date.now(), url, body });
+    const size = (key.length + value.length) * 2; // UTF-16, as browsers count quota
+    if (this.bytes + size > this.maxBytes) return false;
+    try {
+      this.storage.setItem(key, value);
+      this.sizes.set(id, size);
+      this.bytes += size;
+      return true;
+    } catch {
+      this.errors++;
+      return false;
+    }
+  }
+
+  remove(id) {
+    const size = this.sizes.get(id);
+    if (size === undefined) return;
+    this.sizes.delete(id);
+    this.bytes -= size;
+    try {
+      this.storage.removeItem(`${STORE_PREFIX}batch:${this.tab}:${id}`);
+    } catch {
+      this.errors++;
+    }
+  }
+
+  /**
+   * Takes every batch that a page which is gone (left, reloaded, crashed: its alive
+   * mark is missing or older than `staleMs`) left behind, removing it from storage so
+   * that no other tab sends it too, and calls `take(url, body)` for each. Expired or
+   * corrupted entries are dropped. With Web Locks the take is exclusive across tabs;
+   * without, an entry is taken by the tab that still finds it when removing it.
+   */
+  recover(take, staleMs) {
+    const run = () => {
+      const keys = [];
+      try {
+        const alive = (tab) => {
+          const t = Number(this.storage.getItem(`${STORE_PREFIX}alive:${tab}`));
+          return t > 0 && Date.now() - t < staleMs;
+        };
+        const prefix = `${STORE_PREFIX}batch:`;
+        for (let i = 0; i < this.storage.length; i++) {
+          const k = this.storage.key(i);
+          if (!k || !k.startsWith(prefix)) continue;
+          const tab = k.slice(prefix.length, k.lastIndexOf(':'));
+          if (tab !== this.tab && !alive(tab)) keys.push(k);
+        }
+        // Alive marks of tabs long gone.
+        for (let i = this.storage.length - 1; i >= 0; i--) {
+          const k = this.storage.key(i);
+          if (k && k.startsWith(`${STORE_PREFIX}alive:`) && Date.now() - Number(this.storage.getItem(k)) > this.ttlMs) this.storage.removeItem(k);
+        }
+      } catch {
+        this.errors++;
+        return;
+      }
+      for (const k of keys) {
+        let raw;
+        try {
+          raw = this.storage.getItem(k);
+          if (raw === null) continue; // another tab took it
+          this.storage.removeItem(k);
+        } catch {
+          this.errors++;
+          continue;
+        }
+        let entry;
+        try {
+          entry = JSON.parse(raw);
+        } catch {
+          this.errors++;
+          continue;
+        }
+        if (!entry || typeof entry.url !== 'string' || typeof entry.body !== 'string') {
+          this.errors++;
+          continue;
+        }
+        if (Date.now() - entry.t > this.ttlMs) continue;
+        try {
+          take(entry.url, entry.body);
+        } catch {
+          this.errors++;
+        }
+      }
+    };
+    const locks = globalThis.navigator?.locks;
+    if (locks && typeof locks.request === 'function') {
+      return locks.request('bep:v1:recover', run).catch(() => {
+        this.errors++;
+      });
+    }
+    run();
+    return Promise.resolve();
+  }
+}
