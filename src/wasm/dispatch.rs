@@ -14,6 +14,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, RequestInit, RequestRedirect, Response};
 
+use super::pump::promise_pair;
 use super::timer::deadline;
 use crate::core::Outcome;
 
@@ -62,8 +63,7 @@ impl InFlight {
     fn open(&self, controller: Option<AbortController>, marker: &JsValue) -> (u32, Promise) {
         let id = self.next.get().wrapping_add(1);
         self.next.set(id);
-        let mut resolve = None;
-        let cut = Promise::new(&mut |res, _| resolve = Some(res));
+        let (cut, resolve) = promise_pair();
         if let Some(resolve) = resolve {
             self.open.borrow_mut().push(Open {
                 id,

@@ -8,6 +8,8 @@
 //! processor, or panic.
 
 use gloo_timers::callback::Timeout;
+
+use super::pump::promise_pair;
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsValue;
@@ -71,8 +73,7 @@ impl Timer {
 /// the timer behind it: dropping the timer clears it, so an abandoned wait leaves no
 /// timer keeping Node alive. `on_expiry` runs just before the promise resolves.
 pub fn deadline(ms: u32, value: JsValue, on_expiry: impl FnOnce() + 'static) -> (Promise, Timeout) {
-    let mut resolve = None;
-    let promise = Promise::new(&mut |res, _| resolve = Some(res));
+    let (promise, resolve) = promise_pair();
     let timer = timeout(f64::from(ms), move || {
         on_expiry();
         if let Some(resolve) = resolve {
