@@ -6,6 +6,8 @@
 //! - [`lifecycle`]: browsers: page hide, online/offline, persistence and recovery.
 //! - [`sdk`]: the Optimizely SDK adapter (`processLogEvent`, `asEventDispatcher`).
 //! - [`workers`]: Cloudflare Workers helpers (`flushWith`).
+//! - [`early`]: browsers: taking the events a processor packed before the module was
+//!   ready (`processPacked`, internal to the browser entry).
 //! - [`options`]: the options, their TypeScript types and their validation.
 //! - [`packer`]: moving a UserEvent into wasm memory, packed.
 //! - [`dispatch`]: the default `fetch` dispatcher and custom JS dispatchers.
@@ -19,6 +21,7 @@
 
 pub mod api;
 pub mod dispatch;
+pub mod early;
 pub mod error;
 pub mod lifecycle;
 pub mod listeners;
