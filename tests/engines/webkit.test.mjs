@@ -1,0 +1,4 @@
+// The browser scenarios (scenarios.mjs) in webkit, through WebDriver.
+import { engineSuite } from './scenarios.mjs';
+
+engineSuite('webkit');
