@@ -2,11 +2,13 @@
 SHELL := /bin/bash
 WASM := target/wasm32-unknown-unknown/release/batch_event_processor.wasm
 DIST := pkg/dist
+# Off PATH on purpose (see .ci/setup): pass it explicitly to whatever needs Firefox.
+GECKODRIVER ?= $(HOME)/.cache/batch-event-processor/geckodriver/bin/geckodriver
 WASM_FEATURES := --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
 	--enable-reference-types --enable-multivalue --enable-mutable-globals
 
 .PHONY: demo-node setup build test test-native test-wasm-node test-wasm-chromium test-node test-workerd test-browser \
-	test-runtimes test-deno test-bun lint demo bench
+	test-runtimes test-deno test-bun test-nextjs test-wasm-firefox test-wasm-webkit test-engines lint demo bench
 
 setup:
 	@bash .ci/setup
@@ -32,8 +34,8 @@ build:
 	@printf 'wasm: %s bytes, gzip %s bytes\n' "$$(wc -c < $(DIST)/bep_bg.wasm)" "$$(gzip -9c $(DIST)/bep_bg.wasm | wc -c)"
 
 ## test: everything, from a fresh machine
-test: setup lint build test-native test-wasm-node test-wasm-chromium test-node test-workerd test-browser \
-	test-runtimes
+test: setup lint build test-native test-wasm-node test-wasm-chromium test-wasm-firefox test-wasm-webkit \
+	test-node test-workerd test-browser test-engines test-runtimes test-nextjs
 
 lint:
 	cargo fmt --check
@@ -46,8 +48,20 @@ test-native:
 test-wasm-node:
 	cargo test --target wasm32-unknown-unknown
 
+# The runner prefers GECKODRIVER over SAFARIDRIVER over CHROMEDRIVER (and a geckodriver
+# on PATH over chromedriver): each browser run names its driver and unsets the others.
 test-wasm-chromium:
-	WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=/usr/bin/chromedriver cargo test --target wasm32-unknown-unknown
+	env -u GECKODRIVER -u SAFARIDRIVER WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=/usr/bin/chromedriver \
+		cargo test --target wasm32-unknown-unknown
+
+test-wasm-firefox:
+	env -u CHROMEDRIVER -u SAFARIDRIVER WASM_BINDGEN_USE_BROWSER=1 GECKODRIVER=$(GECKODRIVER) \
+		cargo test --target wasm32-unknown-unknown
+
+# WebKitGTK's MiniBrowser needs a display: a private Xvfb through xvfb-run.
+test-wasm-webkit:
+	env -u CHROMEDRIVER -u GECKODRIVER WASM_BINDGEN_USE_BROWSER=1 SAFARIDRIVER=/usr/bin/WebKitWebDriver \
+		xvfb-run -a cargo test --target wasm32-unknown-unknown
 
 test-node:
 	node tests/support/install-package.mjs
@@ -60,6 +74,12 @@ test-workerd:
 test-browser:
 	node tests/support/install-package.mjs
 	node --test tests/browser/
+
+## test-engines: the browser scenarios in Chromium, Firefox ESR and WebKitGTK through WebDriver
+## (tests/engines/, tests/support/webdriver.mjs), one engine at a time
+test-engines:
+	node tests/support/install-package.mjs
+	GECKODRIVER=$(GECKODRIVER) node --test --test-concurrency=1 tests/engines/
 
 ## test-runtimes: the shared server-side subset (tests/runtimes/cases.mjs) in Node, Deno and Bun
 ## (both from npm, devDependencies), each against its own collector on 127.0.0.1
@@ -81,6 +101,12 @@ test-deno:
 test-bun:
 	node tests/support/install-package.mjs
 	$(BUN_TEST)
+
+## test-nextjs: www/nextjs built with `next build` and served by `next start` on 127.0.0.1; its edge
+## middleware (the package's `edge-light` entry) sends an event per request to a collector
+test-nextjs:
+	node tests/support/install-package.mjs
+	NEXT_TELEMETRY_DISABLED=1 node --test tests/nextjs/
 
 ## demo: builds the package and serves the live demo (www/) with a local collector
 demo: setup build
