@@ -35,7 +35,7 @@ build:
 
 ## test: everything, from a fresh machine
 test: setup lint build test-native test-wasm-node test-wasm-chromium test-wasm-firefox test-wasm-webkit \
-	test-node test-workerd test-browser test-engines test-runtimes test-nextjs
+	test-node test-workerd test-browser test-runtimes test-nextjs test-engines
 
 lint:
 	cargo fmt --check
