@@ -199,3 +199,18 @@ async fn process_after_close_throws() {
     assert!(!err.is_instance_of::<js_sys::TypeError>());
     assert!(get(&err, "message").as_string().unwrap().contains("closed"));
 }
+
+/// The defaults live in src/wasm/js/options.js; the core's `Config::default()` states
+/// the same ones for native users: they must agree.
+#[wasm_bindgen_test]
+fn option_defaults_match_the_core() {
+    use batch_event_processor::core::Config;
+    use batch_event_processor::wasm::options::Options;
+    let parsed = Options::parse(&JsValue::UNDEFINED).unwrap().config;
+    let expected = Config {
+        jitter_seed: parsed.jitter_seed,
+        in_flight_limit_ms: parsed.in_flight_limit_ms,
+        ..Config::default()
+    };
+    assert_eq!(parsed, expected);
+}

@@ -18,7 +18,7 @@ use wasm_bindgen_futures::future_to_promise;
 use super::error::Error;
 use super::lifecycle::{watch_online, watch_page, BatchStore};
 use super::listeners::Listeners;
-use super::options::Options;
+use super::options::{close_timeout, Options};
 use super::packer::with_packed;
 use super::pump::{now, to_js, Inner};
 use super::timer::Timer;
@@ -62,25 +62,6 @@ impl From<Stats> for JsStats {
             dropped: s.dropped,
             bytes_sent: s.bytes_sent,
         }
-    }
-}
-
-/// The deadline of `close(options)`: `options.timeout` in ms, or `default_ms`.
-fn close_timeout(options: Option<&JsValue>, default_ms: f64) -> Result<f64, JsValue> {
-    let Some(options) = options.filter(|o| !o.is_undefined() && !o.is_null()) else {
-        return Ok(default_ms);
-    };
-    let timeout = js_sys::Reflect::get(options, &JsValue::from_str("timeout"))?;
-    if timeout.is_undefined() {
-        return Ok(default_ms);
-    }
-    match timeout.as_f64() {
-        Some(ms) if (0.0..=2_147_483_647.0).contains(&ms) => Ok(ms),
-        _ => Err(js_sys::TypeError::new(&format!(
-            "close() options.timeout must be a number of ms from 0 to 2147483647, got {}",
-            show(&timeout)
-        ))
-        .into()),
     }
 }
 
@@ -240,7 +221,10 @@ impl BatchEventProcessor {
         if let Some(p) = self.inner.closing.borrow().as_ref() {
             return Ok(p.clone());
         }
-        let timeout_ms = close_timeout(options.as_ref(), self.inner.close_timeout_ms)?;
+        let timeout_ms = close_timeout(
+            options.as_ref().unwrap_or(&JsValue::UNDEFINED),
+            self.inner.close_timeout_ms,
+        )?;
         self.inner.core.borrow_mut().close();
         self.inner.pump_flushing();
         for unwatch in self.inner.unwatch.borrow_mut().drain(..) {

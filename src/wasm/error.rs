@@ -9,15 +9,6 @@ use crate::core;
 pub enum Error {
     /// Refused by the core: an invalid or oversized event, or a closed processor.
     Core(core::Error),
-    /// An option breaks a rule.
-    InvalidOption {
-        /// The option's name, e.g. `batchSize`.
-        field: &'static str,
-        /// The rule, e.g. `an integer >= 1`.
-        rule: &'static str,
-        /// What was given, as JS would show it.
-        got: String,
-    },
     /// An exception thrown by JS code we called (e.g. the event packer).
     Js(JsValue),
 }
@@ -33,9 +24,6 @@ impl From<Error> for JsValue {
         match e {
             Error::Core(e) if e.is_input_error() => js_sys::TypeError::new(&e.to_string()).into(),
             Error::Core(e) => js_sys::Error::new(&e.to_string()).into(),
-            Error::InvalidOption { field, rule, got } => {
-                js_sys::TypeError::new(&format!("{field} must be {rule}, got {got}")).into()
-            }
             Error::Js(v) => v,
         }
     }

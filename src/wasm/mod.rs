@@ -8,15 +8,15 @@
 //! - [`workers`]: Cloudflare Workers helpers (`flushWith`).
 //! - [`early`]: browsers: taking the events a processor packed before the module was
 //!   ready (`processPacked`, internal to the browser entry).
-//! - [`options`]: the options, their TypeScript types and their validation.
+//! - [`options`]: the options' TypeScript types; reads what js/options.js validated.
 //! - [`packer`]: moving a UserEvent into wasm memory, packed.
 //! - [`dispatch`]: the default `fetch` dispatcher and custom JS dispatchers.
 //! - [`timer`]: the flush timer on the global `setTimeout`.
 //! - [`listeners`]: subscribed callbacks.
 //! - [`error`]: the one error type of this layer, converted to a JS error.
 //!
-//! The JS half lives in `src/wasm/js/`, one ES module per concern (packer, checks,
-//! log-event, sdk-adapter, page, storage, runtime); README "Layout" says how `pkg/`
+//! The JS half lives in `src/wasm/js/`, one ES module per concern (packer, options,
+//! checks, log-event, sdk-adapter, page, storage, runtime); README "Layout" says how `pkg/`
 //! code reaches the same copies through `pkg/dist/glue/`.
 
 pub mod api;

@@ -1,11 +1,13 @@
-//! The options of `new BatchEventProcessor(options)`: their TypeScript types, their
-//! defaults and their validation, in one place.
+//! The options of `new BatchEventProcessor(options)` on the Rust side: their
+//! TypeScript declarations, and reading the object that `validOptions`
+//! (src/wasm/js/options.js) returns into the core's [`Config`] and the wasm layer's
+//! settings. Every rule, message and default lives in that JS module, so that a
+//! processor made before the wasm is ready throws the same errors, and the wasm carries
+//! no rule or format string. Must not: check or default an option here.
 
 use js_sys::{Function, Reflect};
 use wasm_bindgen::prelude::*;
 
-use super::api::show;
-use super::error::Error;
 use crate::core::{Config, RetryPolicy};
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -14,13 +16,15 @@ const TS_TYPES: &'static str = r#"
 export interface BatchEventProcessorOptions {
   /** Events per batch before it is sent. Integer >= 1. Default 10. */
   batchSize?: number;
-  /** Longest time an event waits in a batch, in ms. > 0. Default 30000. */
+  /** Longest time an event waits in a batch, in ms. > 0 and at most 2147483647 (the longest timer delay). Default 30000. */
   flushInterval?: number;
-  /** Events held at once (queued + in flight). Integer >= 1. Default 2000. */
+  /** Events held at once (queued + in flight + awaiting retry). Integer >= 1. Default 2000. */
   maxQueueSize?: number;
+  /** Memory budget of what is held (queued + in flight + awaiting retry), in bytes of event data; a new event that does not fit is dropped and counted in `stats().dropped`. Integer >= 1. Default 8388608 (8 MiB): fits a Cloudflare Worker (128 MB per isolate) and a phone's tab. */
+  maxQueueBytes?: number;
   /** Largest request body in UTF-8 bytes. Integer from 1 to 3500000. Default 3500000. */
   maxPayloadBytes?: number;
-  /** http(s) URL every batch is POSTed to. Default: the Optimizely log-tier endpoint of each event's region. */
+  /** http(s) URL every batch is POSTed to, without credentials (`fetch` refuses `user:password@`). Default: the Optimizely log-tier endpoint of each event's region. */
   endpoint?: string;
   /** Sends a batch instead of the default `fetch` POST. See README for how results map to success and failure. */
   dispatcher?: (logEvent: LogEvent, flags: DispatchFlags) => DispatchResult | Promise<DispatchResult>;
@@ -178,25 +182,27 @@ export interface Stats {
 }
 "#;
 
-/// The largest batch body Optimizely's log tier accepts.
-pub const MAX_PAYLOAD_BYTES: usize = 3_500_000;
+#[wasm_bindgen(module = "/src/wasm/js/options.js")]
+extern "C" {
+    /// Validates the constructor's options (throws a `TypeError` naming the field and
+    /// the rule); returns every option with its default filled in.
+    #[wasm_bindgen(catch, js_name = validOptions)]
+    fn valid_options(options: &JsValue) -> Result<JsValue, JsValue>;
+    /// The deadline of `close(options)`: `options.timeout` in ms, or `default_ms`;
+    /// throws a `TypeError` for an invalid timeout.
+    #[wasm_bindgen(catch, js_name = closeTimeout)]
+    pub fn close_timeout(options: &JsValue, default_ms: f64) -> Result<f64, JsValue>;
+}
 
-/// Default of `dispatchTimeout`, in ms (Segment's and PostHog's request timeout).
-pub const DISPATCH_TIMEOUT_MS: u32 = 10_000;
-/// Default of `closeTimeout`, in ms: long enough for a few retries, well under the
-/// 30 s Workers allow for `waitUntil` work.
-pub const CLOSE_TIMEOUT_MS: f64 = 15_000.0;
-
-/// Default of `maxStorageBytes`: 1 MB, a fifth of the usual 5 MB origin quota, so the
-/// site's own use of localStorage is never crowded out.
-pub const MAX_STORAGE_BYTES: f64 = 1_000_000.0;
-/// Default of `storageTtl`: 7 days.
-pub const STORAGE_TTL_MS: f64 = 604_800_000.0;
+/// The longest delay `setTimeout` takes, in ms.
+const MAX_TIMER_MS: f64 = 2_147_483_647.0;
 
 /// Validated options.
 pub struct Options {
     /// The core's settings.
     pub config: Config,
+    /// `maxQueueBytes`: the memory budget of what is held, in bytes of event data.
+    pub max_queue_bytes: usize,
     /// A custom dispatcher, if given.
     pub dispatcher: Option<Function>,
     /// `waitUntil`, if given.
@@ -215,200 +221,48 @@ pub struct Options {
     pub close_timeout_ms: f64,
 }
 
-/// What was given, as error messages show it. Formatting is left to JS: Rust's float
-/// formatting alone would add kilobytes to the wasm.
-fn got(v: &JsValue) -> String {
-    if v.is_function() {
-        "a function".into()
-    } else if js_sys::Array::is_array(v) {
-        "an array".into()
-    } else if v.is_object() {
-        "an object".into()
-    } else {
-        show(v)
-    }
+/// `valid[key]` (the object comes from `validOptions`: every key is there).
+fn get(valid: &JsValue, key: &str) -> JsValue {
+    Reflect::get(valid, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-fn invalid(field: &'static str, rule: &'static str, v: &JsValue) -> Error {
-    Error::InvalidOption {
-        field,
-        rule,
-        got: got(v),
-    }
-}
-
-/// Reads `field` (for a nested option such as `retry.maxRetries`, its last part),
-/// treating `undefined` and `null` as "use the default".
-fn read(options: &JsValue, field: &'static str) -> Result<Option<JsValue>, Error> {
-    let key = field.rsplit('.').next().unwrap_or(field);
-    let v = Reflect::get(options, &JsValue::from_str(key)).map_err(Error::Js)?;
-    Ok((!v.is_undefined() && !v.is_null()).then_some(v))
-}
-
-/// A finite number in `range`, or `None` when the field is absent.
-fn number(
-    options: &JsValue,
-    field: &'static str,
-    rule: &'static str,
-    range: std::ops::RangeInclusive<f64>,
-) -> Result<Option<f64>, Error> {
-    let Some(v) = read(options, field)? else {
-        return Ok(None);
-    };
-    match v.as_f64() {
-        Some(n) if range.contains(&n) => Ok(Some(n)),
-        _ => Err(invalid(field, rule, &v)),
-    }
-}
-
-fn integer(
-    options: &JsValue,
-    field: &'static str,
-    rule: &'static str,
-    range: std::ops::RangeInclusive<f64>,
-) -> Result<Option<usize>, Error> {
-    let Some(v) = read(options, field)? else {
-        return Ok(None);
-    };
-    match v.as_f64() {
-        Some(n) if n.fract() == 0.0 && range.contains(&n) => Ok(Some(n as usize)),
-        _ => Err(invalid(field, rule, &v)),
-    }
-}
-
-/// `true` for an absolute http(s) URL.
-fn is_http_url(s: &str) -> bool {
-    web_sys::Url::new(s)
-        .map(|u| matches!(u.protocol().as_str(), "http:" | "https:") && !u.host().is_empty())
-        .unwrap_or(false)
+/// A number field of the validated options.
+fn number(valid: &JsValue, key: &str) -> f64 {
+    get(valid, key).as_f64().unwrap_or(0.0)
 }
 
 impl Options {
-    /// Validates the options object given to the constructor.
-    pub fn parse(options: &JsValue) -> Result<Options, Error> {
-        let mut config = Config::default();
-        let empty: JsValue = js_sys::Object::new().into();
-        let options = if options.is_undefined() || options.is_null() {
-            &empty
-        } else {
-            options
-        };
-        if !options.is_object() || options.is_function() || js_sys::Array::is_array(options) {
-            return Err(invalid("options", "an object", options));
-        }
-        const MAX_INT: f64 = 9_007_199_254_740_991.0;
-        if let Some(n) = integer(options, "batchSize", "an integer >= 1", 1.0..=MAX_INT)? {
-            config.batch_size = n;
-        }
-        if let Some(n) = integer(options, "maxQueueSize", "an integer >= 1", 1.0..=MAX_INT)? {
-            config.max_queue_size = n;
-        }
-        if let Some(n) = integer(
-            options,
-            "maxPayloadBytes",
-            "an integer from 1 to 3500000",
-            1.0..=MAX_PAYLOAD_BYTES as f64,
-        )? {
-            config.max_payload_bytes = n;
-        }
-        if let Some(v) = read(options, "flushInterval")? {
-            match v.as_f64() {
-                Some(ms) if ms.is_finite() && ms > 0.0 => config.flush_interval_ms = ms,
-                _ => return Err(invalid("flushInterval", "a finite number > 0 (ms)", &v)),
-            }
-        }
-        config.retry = retry_policy(options)?;
-        config.jitter_seed = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
-        const MS_RULE: &str = "a number of ms from 1 to 2147483647";
-        let dispatch_timeout_ms =
-            number(options, "dispatchTimeout", MS_RULE, 1.0..=2_147_483_647.0)?
-                .map_or(DISPATCH_TIMEOUT_MS, |ms| ms as u32);
-        // Backstop for a send whose own timeout could not fire (see the core).
-        config.in_flight_limit_ms = Some(f64::from(dispatch_timeout_ms) + 5_000.0);
-        let storage = read(options, "storage")?.unwrap_or(JsValue::UNDEFINED);
-        let max_storage_bytes = number(
-            options,
-            "maxStorageBytes",
-            "a number of bytes from 0 to 5000000",
-            0.0..=5_000_000.0,
-        )?
-        .unwrap_or(MAX_STORAGE_BYTES);
-        let storage_ttl_ms = number(
-            options,
-            "storageTtl",
-            "a number of ms from 0 to 2592000000",
-            0.0..=2_592_000_000.0,
-        )?
-        .unwrap_or(STORAGE_TTL_MS);
-        let close_timeout_ms = number(
-            options,
-            "closeTimeout",
-            "a number of ms from 0 to 2147483647",
-            0.0..=2_147_483_647.0,
-        )?
-        .unwrap_or(CLOSE_TIMEOUT_MS);
-        if let Some(v) = read(options, "endpoint")? {
-            match v.as_string() {
-                Some(url) if is_http_url(&url) => config.endpoint = Some(url),
-                _ => return Err(invalid("endpoint", "an http:// or https:// URL", &v)),
-            }
-        }
-        let dispatcher = function(options, "dispatcher")?;
-        let wait_until = function(options, "waitUntil")?;
-        let flush_on_hide = match read(options, "flushOnHide")? {
-            None => true,
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| invalid("flushOnHide", "a boolean", &v))?,
+    /// Validates the options object given to the constructor (in JS) and reads it.
+    pub fn parse(options: &JsValue) -> Result<Options, JsValue> {
+        let v = valid_options(options)?;
+        let dispatch_timeout_ms = number(&v, "dispatchTimeout");
+        let config = Config {
+            batch_size: number(&v, "batchSize") as usize,
+            flush_interval_ms: number(&v, "flushInterval"),
+            max_queue_size: number(&v, "maxQueueSize") as usize,
+            max_payload_bytes: number(&v, "maxPayloadBytes") as usize,
+            endpoint: get(&v, "endpoint").as_string(),
+            retry: RetryPolicy {
+                max_retries: number(&v, "maxRetries") as u32,
+                initial_backoff_ms: number(&v, "initialBackoff"),
+                max_backoff_ms: number(&v, "maxBackoff"),
+            },
+            jitter_seed: (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64,
+            // Backstop for a send whose own timeout could not fire (see the core),
+            // kept a valid timer delay.
+            in_flight_limit_ms: Some((dispatch_timeout_ms + 5_000.0).min(MAX_TIMER_MS)),
         };
         Ok(Options {
             config,
-            dispatcher,
-            wait_until,
-            flush_on_hide,
-            storage,
-            max_storage_bytes,
-            storage_ttl_ms,
-            dispatch_timeout_ms,
-            close_timeout_ms,
+            max_queue_bytes: number(&v, "maxQueueBytes") as usize,
+            dispatcher: get(&v, "dispatcher").dyn_into().ok(),
+            wait_until: get(&v, "waitUntil").dyn_into().ok(),
+            flush_on_hide: get(&v, "flushOnHide").is_truthy(),
+            storage: get(&v, "storage"),
+            max_storage_bytes: number(&v, "maxStorageBytes"),
+            storage_ttl_ms: number(&v, "storageTtl"),
+            dispatch_timeout_ms: dispatch_timeout_ms as u32,
+            close_timeout_ms: number(&v, "closeTimeout"),
         })
     }
-}
-
-/// An optional function.
-fn function(options: &JsValue, field: &'static str) -> Result<Option<Function>, Error> {
-    match read(options, field)? {
-        None => Ok(None),
-        Some(v) if v.is_function() => Ok(Some(v.into())),
-        Some(v) => Err(invalid(field, "a function", &v)),
-    }
-}
-
-/// `retry`: `false` disables retrying; `true`, `undefined` or `null` keep the defaults;
-/// an object overrides some of them.
-fn retry_policy(options: &JsValue) -> Result<RetryPolicy, Error> {
-    let mut policy = RetryPolicy::default();
-    let Some(retry) = read(options, "retry")? else {
-        return Ok(policy);
-    };
-    match retry.as_bool() {
-        Some(false) => return Ok(RetryPolicy::DISABLED),
-        Some(true) => return Ok(policy),
-        None => {}
-    }
-    if !retry.is_object() || retry.is_function() || js_sys::Array::is_array(&retry) {
-        return Err(invalid("retry", "false or an object", &retry));
-    }
-    const MS: &str = "a number of ms from 0 to 2147483647";
-    let max_retries = "an integer from 0 to 1000";
-    if let Some(n) = integer(&retry, "retry.maxRetries", max_retries, 0.0..=1000.0)? {
-        policy.max_retries = n as u32;
-    }
-    if let Some(ms) = number(&retry, "retry.initialBackoff", MS, 0.0..=2_147_483_647.0)? {
-        policy.initial_backoff_ms = ms;
-    }
-    if let Some(ms) = number(&retry, "retry.maxBackoff", MS, 0.0..=2_147_483_647.0)? {
-        policy.max_backoff_ms = ms;
-    }
-    Ok(policy)
 }

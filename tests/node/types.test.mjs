@@ -16,7 +16,7 @@ import { BatchEventProcessor, queueDispatcher, handleQueueBatch, wasmMemory } fr
 import type { LogEvent, Stats, UserEvent, CloseSummary, DispatchError, BatchEventProcessorOptions } from 'batch-event-processor';
 
 const options: BatchEventProcessorOptions = {
-  batchSize: 10, flushInterval: 30000, maxQueueSize: 2000, endpoint: 'https://example.com/v1/events',
+  batchSize: 10, flushInterval: 30000, maxQueueSize: 2000, maxQueueBytes: 8_388_608, endpoint: 'https://example.com/v1/events',
   retry: { maxRetries: 3, initialBackoff: 100, maxBackoff: 1000 }, dispatchTimeout: 5000, closeTimeout: 1000,
   dispatcher: async (logEvent: LogEvent, flags) => ({ statusCode: flags.pageHidden ? 204 : 200 }),
 };

@@ -2,8 +2,6 @@
 // storage keys, the byte cap, tab liveness and recovery. Must not: send batches or
 // decide when to persist (the Rust side does); never throw on a storage failure.
 
-import { fail } from './checks.js';
-
 const STORE_PREFIX = 'bep:v1:';
 
 /**
@@ -42,7 +40,10 @@ export class BatchStore {
     }
   }
 
-  /** The default store: `localStorage` where it exists and works, else none. */
+  /**
+   * The store of the `storage` option (validated by options.js): none for `false`,
+   * `localStorage` where it exists and works for unset/`true`, else the given object.
+   */
   static open(option, maxBytes, ttlMs) {
     if (option === false) return undefined;
     let storage = option;
@@ -53,9 +54,6 @@ export class BatchStore {
         storage = undefined; // a SecurityError where storage is disabled
       }
       if (!storage) return undefined;
-    }
-    for (const m of ['getItem', 'setItem', 'removeItem']) {
-      if (typeof storage[m] !== 'function') throw fail('storage', 'false or an object with getItem, setItem and removeItem', storage);
     }
     return new BatchStore(storage, maxBytes, ttlMs);
   }
