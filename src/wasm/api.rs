@@ -71,6 +71,69 @@ fn function(listener: JsValue) -> Result<Function, JsValue> {
         .map_err(|_| js_sys::TypeError::new("listener must be a function").into())
 }
 
+impl BatchEventProcessor {
+    /// A processor on parsed options, watching nothing yet.
+    fn with(options: Options, store: Option<BatchStore>) -> BatchEventProcessor {
+        BatchEventProcessor {
+            inner: Rc::new(Inner {
+                core: RefCell::new(Processor::new(options.config)),
+                dispatcher: options.dispatcher,
+                send_anytime: !in_workers() || options.wait_until.is_some(),
+                wait_until: options.wait_until,
+                dispatch_timeout_ms: options.dispatch_timeout_ms,
+                close_timeout_ms: options.close_timeout_ms,
+                dispatch_listeners: Listeners::default(),
+                error_listeners: Listeners::default(),
+                timer: RefCell::new(Timer::default()),
+                in_flight: Default::default(),
+                flush_waiters: RefCell::new(HashMap::new()),
+                idle_waiters: RefCell::new(Vec::new()),
+                closing: RefCell::new(None),
+                unwatch: RefCell::new(Vec::new()),
+                store,
+                stored: RefCell::new(Vec::new()),
+                stored_version: Cell::new(None),
+                stopped: Cell::new(false),
+                flushing: Cell::new(false),
+                pump_scheduled: Cell::new(false),
+                held: RefCell::new(None),
+            }),
+        }
+    }
+}
+
+#[wasm_bindgen(inline_js = r#"
+export function closeOnFree(placeholder) {
+  const proto = Object.getPrototypeOf(placeholder);
+  proto.free.call(placeholder);
+  function free() {
+    this.close();
+  }
+  proto.free = free;
+  if (Symbol.dispose) proto[Symbol.dispose] = free;
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = closeOnFree)]
+    fn close_on_free(placeholder: JsValue);
+}
+
+/// Makes `free()` and `[Symbol.dispose]()` start `close()` instead of freeing the
+/// processor (DESIGN.md §3, Lifetime), once, when the module is instantiated.
+///
+/// wasm-bindgen defines both on the class to free its Rust value at once, queue and
+/// all, and leaves a handle on which `close()` throws "null pointer passed to rust".
+/// They are replaced on the class's prototype, which is reached through a placeholder
+/// processor made for this and freed by the original `free`. The memory of a closed
+/// processor is released once it is settled and unreachable (its `FinalizationRegistry`
+/// entry stays).
+#[wasm_bindgen(start, skip_typescript)]
+fn install_close_on_free() {
+    if let Ok(options) = Options::parse(&JsValue::UNDEFINED) {
+        close_on_free(BatchEventProcessor::with(options, None).into());
+    }
+}
+
 #[wasm_bindgen]
 impl BatchEventProcessor {
     /// Creates a processor. Throws a `TypeError` naming the option that breaks a rule.
@@ -87,30 +150,7 @@ impl BatchEventProcessor {
             options.storage_ttl_ms,
         )
         .map_err(Error::Js)?;
-        let processor = BatchEventProcessor {
-            inner: Rc::new(Inner {
-                core: RefCell::new(Processor::new(options.config)),
-                dispatcher: options.dispatcher,
-                wait_until: options.wait_until.clone(),
-                dispatch_timeout_ms: options.dispatch_timeout_ms,
-                close_timeout_ms: options.close_timeout_ms,
-                dispatch_listeners: RefCell::new(Listeners::default()),
-                error_listeners: RefCell::new(Listeners::default()),
-                timer: RefCell::new(Timer::default()),
-                in_flight: Default::default(),
-                flush_waiters: RefCell::new(HashMap::new()),
-                idle_waiters: RefCell::new(Vec::new()),
-                closing: RefCell::new(None),
-                unwatch: RefCell::new(Vec::new()),
-                store,
-                stored: RefCell::new(Vec::new()),
-                stored_version: Cell::new(None),
-                stopped: Cell::new(false),
-                send_anytime: !in_workers() || options.wait_until.is_some(),
-                flushing: Cell::new(false),
-                pump_scheduled: Cell::new(false),
-            }),
-        };
+        let processor = BatchEventProcessor::with(options, store);
         let inner = &processor.inner;
         if flush_on_hide {
             inner.watch(watch_page, |inner| inner.on_page_hide());
@@ -152,17 +192,13 @@ impl BatchEventProcessor {
         &self,
         #[wasm_bindgen(unchecked_param_type = "(logEvent: LogEvent) => void")] listener: JsValue,
     ) -> Result<u32, JsValue> {
-        Ok(self
-            .inner
-            .dispatch_listeners
-            .borrow_mut()
-            .add(function(listener)?))
+        Ok(self.inner.dispatch_listeners.add(function(listener)?))
     }
 
     /// Unsubscribes an `onEventDispatch` listener. Returns `true` if it was subscribed.
     #[wasm_bindgen(js_name = removeOnEventDispatch)]
     pub fn remove_on_event_dispatch(&self, id: JsValue) -> bool {
-        self.inner.dispatch_listeners.borrow_mut().remove(&id)
+        self.inner.dispatch_listeners.remove(&id)
     }
 
     /// Calls `listener` with a `DispatchError` each time a batch is given up (a
@@ -173,17 +209,13 @@ impl BatchEventProcessor {
         &self,
         #[wasm_bindgen(unchecked_param_type = "(error: DispatchError) => void")] listener: JsValue,
     ) -> Result<u32, JsValue> {
-        Ok(self
-            .inner
-            .error_listeners
-            .borrow_mut()
-            .add(function(listener)?))
+        Ok(self.inner.error_listeners.add(function(listener)?))
     }
 
     /// Unsubscribes an `onDispatchError` listener. Returns `true` if it was subscribed.
     #[wasm_bindgen(js_name = removeOnDispatchError)]
     pub fn remove_on_dispatch_error(&self, id: JsValue) -> bool {
-        self.inner.error_listeners.borrow_mut().remove(&id)
+        self.inner.error_listeners.remove(&id)
     }
 
     /// Sends everything queued now; resolves once every batch has had its attempt
@@ -239,6 +271,15 @@ impl BatchEventProcessor {
     #[wasm_bindgen(unchecked_return_type = "Stats")]
     pub fn stats(&self) -> JsValue {
         to_js(&JsStats::from(self.inner.core.borrow().stats())).unwrap_or(JsValue::UNDEFINED)
+    }
+
+    /// `await using p = new BatchEventProcessor(...)`: the same as `close()`.
+    #[wasm_bindgen(
+        js_name = "[Symbol.asyncDispose]",
+        unchecked_return_type = "Promise<CloseSummary>"
+    )]
+    pub fn async_dispose(&self) -> Promise {
+        self.close(None).unwrap_or_else(|e| Promise::reject(&e))
     }
 
     /// Browsers: how many times persisting failed (quota, storage disabled, corrupted

@@ -12,7 +12,6 @@ use std::rc::Rc;
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 
-use super::listeners::notify;
 use super::pump::{make_log_event, now, Inner};
 use super::sdk::unbatch;
 use crate::core::Outcome;
@@ -88,7 +87,7 @@ impl Inner {
             if let Some(body) = beaconed {
                 if batch.first_attempt {
                     let log_event = make_log_event(&batch.url, &JsValue::from_str(&body));
-                    notify(self.dispatch_listeners.borrow().snapshot(), &log_event);
+                    self.dispatch_listeners.notify(&log_event);
                 }
                 self.core
                     .borrow_mut()

@@ -18,7 +18,7 @@ use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use super::dispatch;
 use super::lifecycle::{is_offline, keepalive, BatchStore};
-use super::listeners::{notify, Listeners};
+use super::listeners::Listeners;
 pub(super) use super::timer::now;
 use super::timer::{deadline, Timer};
 use crate::core::{Dispatch, FailReason, Failure, Outcome, Processor};
@@ -44,8 +44,8 @@ pub(super) struct Inner {
     pub(super) wait_until: Option<Function>,
     pub(super) dispatch_timeout_ms: u32,
     pub(super) close_timeout_ms: f64,
-    pub(super) dispatch_listeners: RefCell<Listeners>,
-    pub(super) error_listeners: RefCell<Listeners>,
+    pub(super) dispatch_listeners: Listeners,
+    pub(super) error_listeners: Listeners,
     pub(super) timer: RefCell<Timer>,
     /// The sends in flight, cut off at `close()`'s deadline.
     pub(super) in_flight: dispatch::InFlight,
@@ -71,6 +71,8 @@ pub(super) struct Inner {
     pub(super) flushing: Cell<bool>,
     /// Set while a pump waits in a microtask (see [`Inner::pump_soon`]).
     pub(super) pump_scheduled: Cell<bool>,
+    /// The processor itself while it holds events (see [`Inner::hold_while_busy`]).
+    pub(super) held: RefCell<Option<Rc<Inner>>>,
 }
 
 /// A promise and its `resolve` function.
@@ -107,14 +109,16 @@ impl Inner {
         loop {
             let failure = self.core.borrow_mut().poll_failure();
             match failure {
-                Some(f) => notify(self.error_listeners.borrow().snapshot(), &failure_value(&f)),
+                Some(f) => self.error_listeners.notify(&failure_value(&f)),
                 None => break,
             }
         }
         self.release_flush_waiters(now);
-        if self.core.borrow().is_idle() {
+        let idle = self.core.borrow().is_idle();
+        if idle {
             resolve_all(self.idle_waiters.take());
         }
+        self.hold_while_busy(!idle);
         // No timer in Workers without `waitUntil`: it would point at a request that
         // may have ended; there every request flushes (`flushWith`) instead.
         if self.stopped.get() || !self.send_anytime {
@@ -128,6 +132,27 @@ impl Inner {
                 inner.pump();
             }
         });
+    }
+
+    /// Lifetime (DESIGN.md §3): while it holds events, the processor holds itself, so
+    /// that neither its timer (which holds it weakly) nor the garbage collector of an
+    /// unreferenced JS handle can drop its queue. The cycle is broken as soon as
+    /// everything is settled, and when `close()` has given up waiting.
+    fn hold_while_busy(self: &Rc<Self>, busy: bool) {
+        let keep = busy && !self.stopped.get();
+        // Released after the borrow ends (the caller still holds its own `Rc`).
+        let released = {
+            let mut held = self.held.borrow_mut();
+            match (keep, held.is_some()) {
+                (true, false) => {
+                    *held = Some(Rc::clone(self));
+                    None
+                }
+                (false, true) => held.take(),
+                _ => None,
+            }
+        };
+        drop(released);
     }
 
     /// [`Inner::pump`] once, in a microtask, however many calls ask for it before it
@@ -178,7 +203,7 @@ impl Inner {
             let body = JsValue::from_str(&body);
             let log_event = make_log_event(&url, &body);
             if first_attempt {
-                notify(inner.dispatch_listeners.borrow().snapshot(), &log_event);
+                inner.dispatch_listeners.notify(&log_event);
             }
             let timeout = inner.dispatch_timeout_ms;
             let outcome = match &inner.dispatcher {
@@ -280,6 +305,7 @@ impl Inner {
         // What is still in flight is aborted and counted as pending: no request or
         // timeout timer outlives close().
         self.in_flight.cut_all();
+        self.hold_while_busy(false);
         if let Some(store) = &self.store {
             // What is still stored is left to the next page (or another tab).
             store.leave();
