@@ -37,6 +37,8 @@ export const BEHAVIOUR = {
     bfcache: true,
     // Offline is emulated with DevTools' Network.emulateNetworkConditions.
     offline: 'devtools',
+    // Web Locks (the exclusive claim of stored batches across tabs) on http://127.0.0.1.
+    webLocks: true,
     // A tab behind another one is hidden (visibilitychange to 'hidden').
     backgroundTabHidden: true,
   },
@@ -46,6 +48,7 @@ export const BEHAVIOUR = {
     bfcache: true,
     // Offline is Firefox's own offline mode (Services.io.offline, chrome context).
     offline: 'browser',
+    webLocks: true,
     backgroundTabHidden: true,
   },
   webkit: {
@@ -57,6 +60,7 @@ export const BEHAVIOUR = {
     // WebDriver has no way to take WebKitGTK offline: the page's navigator.onLine is
     // overridden and the offline/online events are dispatched as the engine would.
     offline: 'simulated',
+    webLocks: true,
   },
 };
 
@@ -102,7 +106,8 @@ export function setup(BatchEventProcessor, makeEvent) {
 }`;
 
 const ERRORS_JS = `<script>window.errors = [];
-addEventListener('error', (e) => errors.push(String(e.message)));
+// Capture phase: a module that fails to load fires 'error' on its script element only.
+addEventListener('error', (e) => errors.push(e.message ? String(e.message) : 'failed to load ' + (e.target && (e.target.src || e.target.outerHTML || '').slice(0, 120))), true);
 addEventListener('unhandledrejection', (e) => errors.push(String(e.reason && e.reason.message || e.reason)));</script>`;
 
 const PLAIN_APP = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>plain app</title>
@@ -196,7 +201,10 @@ export function engineSuite(engine) {
 
     async function open(url) {
       await page.goto(url);
-      await page.waitFor(() => window.appReady === true, { what: 'the app' });
+      await page.waitFor(() => window.appReady === true, { what: 'the app' }).catch(async (e) => {
+        const errors = await page.run(() => window.errors).catch(() => 'unknown');
+        throw new Error(`${e.message}; page errors: ${JSON.stringify(errors)}`);
+      });
     }
 
     const errors = () => page.run(() => window.errors);
@@ -223,6 +231,14 @@ export function engineSuite(engine) {
       assert.deepEqual([result.summary.failed, result.summary.pending], [0, 0]);
       assert.deepEqual([result.stats.dispatched, result.stats.batches, result.stats.failed, result.stats.queued], [25, 3, 0, 0]);
       assert.match(result.after, /closed/);
+      // The engine APIs the package's browser paths take (else their fallbacks).
+      const apis = await page.run(() => ({
+        beacon: typeof navigator.sendBeacon === 'function',
+        locks: typeof navigator.locks?.request === 'function',
+        storage: typeof localStorage?.setItem === 'function',
+        pagehide: 'onpagehide' in window,
+      }));
+      assert.deepEqual(apis, { beacon: true, locks: expect.webLocks, storage: true, pagehide: true }, `${engine} APIs`);
       const d = received(collector);
       assert.deepEqual(uuids.filter((u) => d.get(u) !== 1), [], 'each event exactly once');
       assert.deepEqual(await errors(), []);
