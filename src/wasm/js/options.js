@@ -47,10 +47,14 @@ function bad(field, rule, v) {
 /** `true` for null and undefined: the option takes its default. */
 const unset = (v) => v === undefined || v === null;
 
-/** `o[key]`: a number from `lo` to `hi` (an integer when `int`), or `dflt` when unset. */
-function number(o, key, field, rule, lo, hi, dflt, int) {
+/**
+ * The number `field` (`retry.maxRetries` is read as `maxRetries` of `o`): from `lo`
+ * to `hi` (an integer when `int`), or its default when unset.
+ */
+function number(o, field, rule, lo, hi, int) {
+  const key = field.slice(field.indexOf('.') + 1);
   const v = o[key];
-  if (unset(v)) return dflt;
+  if (unset(v)) return DEFAULTS[key];
   if (typeof v !== 'number' || !(v >= lo && v <= hi) || (int && !Number.isInteger(v))) throw bad(field, rule, v);
   return v;
 }
@@ -89,12 +93,11 @@ function retry(r, out) {
     out.maxBackoff = 0;
     return;
   }
-  const d = DEFAULTS;
   if (unset(r) || r === true) r = {};
   else if (typeof r !== 'object' || Array.isArray(r)) throw bad('retry', 'false or an object', r);
-  out.maxRetries = number(r, 'maxRetries', 'retry.maxRetries', 'an integer from 0 to 1000', 0, 1000, d.maxRetries, true);
-  out.initialBackoff = number(r, 'initialBackoff', 'retry.initialBackoff', MS, 0, MAX_MS, d.initialBackoff);
-  out.maxBackoff = number(r, 'maxBackoff', 'retry.maxBackoff', MS, 0, MAX_MS, d.maxBackoff);
+  out.maxRetries = number(r, 'retry.maxRetries', 'an integer from 0 to 1000', 0, 1000, true);
+  out.initialBackoff = number(r, 'retry.initialBackoff', MS, 0, MAX_MS);
+  out.maxBackoff = number(r, 'retry.maxBackoff', MS, 0, MAX_MS);
 }
 
 /** `storage`: false, unset (localStorage in browsers) or a Storage-like object. */
@@ -115,23 +118,22 @@ function storage(v) {
 export function validOptions(o) {
   if (unset(o)) o = {};
   if (typeof o !== 'object' || Array.isArray(o)) throw bad('options', 'an object', o);
-  const d = DEFAULTS;
   const INT1 = 'an integer >= 1';
   const out = {
-    batchSize: number(o, 'batchSize', 'batchSize', INT1, 1, MAX_INT, d.batchSize, true),
-    maxQueueSize: number(o, 'maxQueueSize', 'maxQueueSize', INT1, 1, MAX_INT, d.maxQueueSize, true),
-    maxQueueBytes: number(o, 'maxQueueBytes', 'maxQueueBytes', INT1, 1, MAX_INT, d.maxQueueBytes, true),
-    maxPayloadBytes: number(o, 'maxPayloadBytes', 'maxPayloadBytes', 'an integer from 1 to 3500000', 1, 3500000, d.maxPayloadBytes, true),
-    flushInterval: number(o, 'flushInterval', 'flushInterval', 'a finite number > 0 (ms)', Number.MIN_VALUE, Number.MAX_VALUE, d.flushInterval),
+    batchSize: number(o, 'batchSize', INT1, 1, MAX_INT, true),
+    maxQueueSize: number(o, 'maxQueueSize', INT1, 1, MAX_INT, true),
+    maxQueueBytes: number(o, 'maxQueueBytes', INT1, 1, MAX_INT, true),
+    maxPayloadBytes: number(o, 'maxPayloadBytes', 'an integer from 1 to 3500000', 1, 3500000, true),
+    flushInterval: number(o, 'flushInterval', 'a finite number > 0 (ms)', Number.MIN_VALUE, Number.MAX_VALUE),
   };
   if (out.flushInterval > MAX_MS) {
     throw bad('flushInterval', `at most ${MAX_MS} (ms, the longest timer delay)`, out.flushInterval);
   }
   retry(o.retry, out);
-  out.dispatchTimeout = number(o, 'dispatchTimeout', 'dispatchTimeout', 'a number of ms from 1 to ' + MAX_MS, 1, MAX_MS, d.dispatchTimeout);
-  out.maxStorageBytes = number(o, 'maxStorageBytes', 'maxStorageBytes', 'a number of bytes from 0 to 5000000', 0, 5000000, d.maxStorageBytes);
-  out.storageTtl = number(o, 'storageTtl', 'storageTtl', 'a number of ms from 0 to 2592000000', 0, 2592000000, d.storageTtl);
-  out.closeTimeout = number(o, 'closeTimeout', 'closeTimeout', MS, 0, MAX_MS, d.closeTimeout);
+  out.dispatchTimeout = number(o, 'dispatchTimeout', 'a number of ms from 1 to ' + MAX_MS, 1, MAX_MS);
+  out.maxStorageBytes = number(o, 'maxStorageBytes', 'a number of bytes from 0 to 5000000', 0, 5000000);
+  out.storageTtl = number(o, 'storageTtl', 'a number of ms from 0 to 2592000000', 0, 2592000000);
+  out.closeTimeout = number(o, 'closeTimeout', MS, 0, MAX_MS);
   out.endpoint = endpoint(o.endpoint);
   out.dispatcher = func(o, 'dispatcher');
   out.waitUntil = func(o, 'waitUntil');
