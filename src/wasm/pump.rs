@@ -305,6 +305,10 @@ impl Inner {
         // What is still in flight is aborted and counted as pending: no request or
         // timeout timer outlives close().
         self.in_flight.cut_all();
+        // A flush() still waiting (for a send just cut off, or a batch no timer will
+        // move any more) resolves now rather than never.
+        let flushes: Vec<Function> = self.flush_waiters.take().into_values().flatten().collect();
+        resolve_all(flushes);
         self.hold_while_busy(false);
         if let Some(store) = &self.store {
             // What is still stored is left to the next page (or another tab).

@@ -228,3 +228,18 @@ test('close({ timeout: 500 }) with a stalled collector: Node exits soon after, t
   }
   assert.equal(c.requests.length, 1); // the dispatcher variant never reaches the collector
 });
+
+test('a flush() waiting on a stalled send resolves when close() reaches its deadline', async () => {
+  const c = await collector();
+  c.setMode('stall');
+  const p = new BatchEventProcessor({ endpoint: c.url, batchSize: 1, dispatchTimeout: 60000 });
+  assert.equal(p.process(impression()), true);
+  const flushed = p.flush();
+  await c.until(() => c.requests.length === 1);
+  const summary = await p.close({ timeout: 300 });
+  assert.deepEqual(summary, { dispatched: 0, failed: 0, pending: 1 });
+  // Before: the flush waited for the dispatchTimeout (60 s).
+  const settled = await Promise.race([flushed.then(() => 'flushed'), sleep(2000).then(() => 'still waiting')]);
+  assert.equal(settled, 'flushed');
+  assertAccounted(p, 1);
+});
