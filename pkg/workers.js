@@ -48,14 +48,17 @@ export function queueDispatcher(queue) {
     throw new TypeError('queue must be a Cloudflare Queue producer binding (with sendBatch), got ' + typeof queue);
   }
   return async (logEvent) => {
-    const messages = splitBody(logEvent.body, MESSAGE_LIMIT).map((body) => ({
+    // A Queues message is JSON text, so the body is decoded here once; a body known (by
+    // its byte length) to fit one message is not measured again.
+    const fits = logEvent.bytes instanceof Uint8Array && logEvent.bytes.length <= MESSAGE_LIMIT;
+    const messages = (fits ? [logEvent.body] : splitBody(logEvent.body, MESSAGE_LIMIT)).map((body) => ({
       body: { url: logEvent.url, body },
       contentType: 'json',
     }));
     let group = [];
     let size = 0;
     for (const m of messages) {
-      const n = bytes(m.body.body) + 200;
+      const n = (fits ? logEvent.bytes.length : bytes(m.body.body)) + 200;
       if (group.length && (group.length === SEND_BATCH_MESSAGES || size + n > SEND_BATCH_BYTES)) {
         await queue.sendBatch(group);
         group = [];

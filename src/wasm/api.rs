@@ -171,7 +171,8 @@ impl BatchEventProcessor {
             return Err(Error::Core(core::Error::Closed).into());
         }
         let now = now();
-        let accepted = with_packed(&event, |packed| {
+        let max_bytes = self.inner.core.borrow().config().max_payload_bytes;
+        let accepted = with_packed(&event, max_bytes, |packed| {
             self.inner.core.borrow_mut().process(packed, now)
         })?
         .map_err(Error::from)?;

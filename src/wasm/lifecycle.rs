@@ -9,7 +9,7 @@
 
 use std::rc::Rc;
 
-use js_sys::{Function, Promise};
+use js_sys::{Function, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 use super::pump::{make_log_event, now, Inner};
@@ -21,7 +21,7 @@ extern "C" {
     #[wasm_bindgen(js_name = watchPage)]
     pub(super) fn watch_page(on_hide: &Function) -> JsValue;
     #[wasm_bindgen(js_name = sendBeacon)]
-    fn send_beacon(url: &str, body: &str) -> bool;
+    fn send_beacon(url: &str, body: &Uint8Array) -> bool;
     pub(super) fn keepalive(url: &str, body: &JsValue) -> Promise;
     #[wasm_bindgen(js_name = isOffline)]
     pub(super) fn is_offline() -> bool;
@@ -81,12 +81,12 @@ impl Inner {
             // not recover it too.
             let beaconed = match self.dispatcher {
                 Some(_) => None,
-                None => self.core.borrow().body(batch.id),
+                None => self.body_bytes(batch.id),
             }
             .filter(|body| send_beacon(&batch.url, body));
             if let Some(body) = beaconed {
                 if batch.first_attempt {
-                    let log_event = make_log_event(&batch.url, &JsValue::from_str(&body));
+                    let log_event = make_log_event(&batch.url, &body);
                     self.dispatch_listeners.notify(&log_event);
                 }
                 self.core

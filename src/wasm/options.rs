@@ -92,10 +92,16 @@ export interface LogEvent {
   url: string;
   httpVerb: 'POST';
   headers: { 'Content-Type': 'application/json' };
-  /** The Optimizely log-tier v1 EventBatch (parsed from `body` on first access). */
+  /** The Optimizely log-tier v1 EventBatch (parsed from `body` on first access, then cached). */
   params: EventBatch;
-  /** The exact JSON text that is sent. */
+  /** The exact JSON text that is sent (decoded from `bytes` on first access, then cached). */
   body: string;
+  /**
+   * The exact bytes that are sent: the UTF-8 `body` as written in wasm, copied out once.
+   * Send these (`fetch(url, { method: 'POST', body: logEvent.bytes })`) to skip building
+   * the string. Do not modify them: the default dispatcher sends this very array.
+   */
+  readonly bytes: Uint8Array;
 }
 
 /** The Optimizely log-tier v1 payload. */

@@ -11,7 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
-use js_sys::{Array, Function, Promise};
+use js_sys::{Array, Function, Promise, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
@@ -26,7 +26,9 @@ use crate::core::{Dispatch, FailReason, Failure, Outcome, Processor};
 #[wasm_bindgen(module = "/src/wasm/js/log-event.js")]
 extern "C" {
     #[wasm_bindgen(js_name = makeLogEvent)]
-    pub(super) fn make_log_event(url: &str, body: &JsValue) -> JsValue;
+    /// The LogEvent of a batch: `bytes` as given, `body` and `params` decoded from them
+    /// on first access.
+    pub(super) fn make_log_event(url: &str, bytes: &Uint8Array) -> JsValue;
 }
 
 #[wasm_bindgen]
@@ -194,13 +196,12 @@ impl Inner {
         let send = future_to_promise(async move {
             // The body is written and crosses into JS only now, in this send's own
             // microtask: a burst of batches handed out together never holds all their
-            // bodies at once (in wasm memory, which never shrinks, or as young JS
-            // strings the garbage collector would have to promote). The Rust copy is
-            // freed at once, not when the send settles.
-            let Some(body) = inner.core.borrow().body(id) else {
+            // bodies at once. It crosses as bytes (one copy out of wasm memory, no JS
+            // string unless someone reads `logEvent.body`), and the Rust copy is freed
+            // before the send is awaited: an in-flight batch costs wasm memory nothing.
+            let Some(body) = inner.body_bytes(id) else {
                 return Ok(JsValue::UNDEFINED);
             };
-            let body = JsValue::from_str(&body);
             let log_event = make_log_event(&url, &body);
             if first_attempt {
                 inner.dispatch_listeners.notify(&log_event);
@@ -226,6 +227,13 @@ impl Inner {
             // A waitUntil that throws (e.g. outside a request) must not break sending.
             let _ = wait_until.call1(&JsValue::UNDEFINED, &send);
         }
+    }
+
+    /// The body of batch `id` as a `Uint8Array` of its own (copied out of wasm memory;
+    /// the Rust string is dropped before this returns).
+    pub(super) fn body_bytes(&self, id: u64) -> Option<Uint8Array> {
+        let body = self.core.borrow().body(id)?;
+        Some(Uint8Array::from(body.as_bytes()))
     }
 
     fn settle(self: &Rc<Self>, id: u64, outcome: Outcome) {

@@ -6,7 +6,7 @@
 // attributes each, tags with revenue on every conversion), for batch sizes 10 and 100:
 //
 //   ours   the built package (pkg/node.js): dispatcher `(logEvent) => ({ statusCode: 200 })`
-//          that reads only `logEvent.body` (never the lazy `params`).
+//          that reads only `logEvent.bytes` (never the lazy `body` or `params`).
 //   sdk6   SDK 6's BatchEventProcessor (`createBatchEventProcessor` from
 //          @optimizely/optimizely-sdk), taken out of its opaque wrapper and driven
 //          standalone as in tests/node/golden.test.mjs (sdkProcessor).
@@ -156,7 +156,9 @@ const IMPLS = {
         flushInterval: HOUR,
         maxQueueSize,
         dispatcher: (logEvent) => {
-          onBatch(logEvent.body.length);
+          // The bytes to send, as the default dispatcher sends them (`body` on builds
+          // from before the lazy body, for A/B runs with BENCH_PKG).
+          onBatch((logEvent.bytes ?? logEvent.body).length);
           return { statusCode: 200 };
         },
       });
