@@ -266,16 +266,23 @@ fn an_invalid_event_leaves_the_queue_intact() {
 }
 
 #[test]
-fn a_missing_timestamp_is_filled_with_now() {
+fn the_core_never_writes_its_clock_into_an_event() {
+    // now_ms is a monotonic clock (performance.now()), not a date: an event's timestamp
+    // is the caller's (the glue fills a missing one with Date.now()), and an event
+    // without one is refused rather than stamped with now_ms.
     let mut p = Processor::new(Config::default());
-    p.process(
-        &conversion(&Ctx::default(), "a", "a", ""),
-        1_700_000_123_456.7,
-    )
-    .unwrap();
+    let stamped = conversion(&Ctx::default(), "a", "a", "");
+    let missing = stamped.replace("\u{1}1700000000001\u{1}", "\u{1}\u{1}");
+    assert_ne!(missing, stamped);
+    match p.process(&missing, 1234.5) {
+        Err(Error::InvalidEvent { field, .. }) => assert_eq!(field, "timestamp"),
+        other => panic!("{other:?}"),
+    }
+    p.process(&stamped, 1234.5).unwrap();
     p.flush();
     let body = &drain(&mut p)[0].body;
-    assert!(body.contains("\"timestamp\":1700000123456,"), "{body}");
+    assert!(body.contains("\"timestamp\":1700000000001,"), "{body}");
+    assert!(!body.contains("1234"), "{body}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Property tests of the core: random sequences of process / flush / time jumps /
 //! dispatch outcomes never lose or duplicate an event, never exceed the queue bound or
-//! the payload limit, never mix contexts; and arbitrary input never panics the parser.
+//! the payload limit, never mix contexts, never let a retry reorder a visitor's
+//! events; and arbitrary input never panics the parser.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -60,6 +61,12 @@ struct World {
     failed: HashSet<String>,
     in_flight: HashMap<u64, Vec<String>>,
     dropped: u64,
+    /// uuid -> (visitor and project, acceptance number). Order is kept per visitor in
+    /// one context: events of other contexts never share a batch, so a batch of one
+    /// project may be sealed and sent before an earlier event of another.
+    order: HashMap<String, (String, usize)>,
+    /// Events of batches that failed and wait for a retry (or were split after a 413).
+    awaiting: HashSet<String>,
 }
 
 impl World {
@@ -99,6 +106,22 @@ impl World {
                     "{u} handed out after it settled"
                 );
             }
+            // A retry never reorders a visitor's events (README "Order"): nothing is
+            // handed out while an earlier event of one of its visitors (in its
+            // context) waits for a retry.
+            for u in &ids {
+                let (visitor, n) = &self.order[u];
+                for w in &self.awaiting {
+                    let (v, m) = &self.order[w];
+                    assert!(
+                        !(v == visitor && m < n && !ids.contains(w)),
+                        "{u} of {visitor} handed out while {w}, accepted before it, waits for a retry"
+                    );
+                }
+            }
+            for u in &ids {
+                self.awaiting.remove(u);
+            }
             self.in_flight.insert(d.id, ids);
         }
         while let Some(f) = p.poll_failure() {
@@ -119,6 +142,8 @@ impl World {
             for u in ids {
                 assert!(self.failed.insert(u));
             }
+        } else {
+            self.awaiting.extend(ids);
         }
     }
 }
@@ -153,7 +178,10 @@ proptest! {
                         impression(&ctx, &visitor, &uuid)
                     };
                     match p.process(&event, now) {
-                        Ok(true) => { w.accepted.insert(uuid, project); }
+                        Ok(true) => {
+                            w.order.insert(uuid.clone(), (format!("{visitor}/{project}"), n));
+                            w.accepted.insert(uuid, project);
+                        }
                         Ok(false) => w.dropped += 1,
                         Err(e) => panic!("valid event refused: {e}"),
                     }

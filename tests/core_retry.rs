@@ -331,6 +331,26 @@ fn batches_in_flight_at_once_do_not_wait_for_each_other() {
 }
 
 #[test]
+fn what_order_is_not_kept_two_sends_of_a_visitor_in_flight_together_are_independent() {
+    // The README's "Order" paragraph, precisely: a retry never lets a visitor's later
+    // batch go first, but two batches of one visitor already in flight together are
+    // independent requests: if the first fails and the second succeeds, the second's
+    // events arrive first (events carry their timestamps).
+    let mut p = processor(1);
+    let c = Ctx::default();
+    p.process(&impression(&c, "alice", "a1"), 0.0).unwrap();
+    p.process(&impression(&c, "alice", "a2"), 0.0).unwrap();
+    let sent = drain(&mut p, 0.0);
+    assert_eq!(sent.len(), 2);
+    p.on_dispatch_result(sent[0].id, fail(500), 0.0);
+    p.on_dispatch_result(sent[1].id, Outcome::Delivered, 0.0);
+    assert_eq!(p.stats().dispatched, 1, "a2 arrived before a1");
+    // From here on the failed a1 holds back alice's later batches until it settles.
+    p.process(&impression(&c, "alice", "a3"), 0.0).unwrap();
+    assert!(drain(&mut p, 0.0).is_empty());
+}
+
+#[test]
 fn events_waiting_for_a_retry_count_against_max_queue_size() {
     let mut p = Processor::new(Config {
         batch_size: 2,

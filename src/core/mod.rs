@@ -21,5 +21,7 @@ pub mod retry;
 pub mod wire;
 
 pub use error::Error;
-pub use processor::{Config, Dispatch, FailReason, Failure, Outcome, Processor, Stats};
+pub use processor::{
+    Config, Dispatch, FailReason, Failure, Outcome, Processor, Stats, DEFAULT_MAX_QUEUE_BYTES,
+};
 pub use retry::RetryPolicy;

@@ -172,8 +172,6 @@ pub struct Parsed<'a> {
     pub data: &'a str,
     /// The same data fields, split (see [`data`]; unused ones are empty).
     pub fields: [&'a str; data::MAX],
-    /// `true` when the event has no timestamp and the processor must fill it in.
-    pub needs_timestamp: bool,
 }
 
 /// The parts of `s` between the bytes `sep` (an ASCII separator), like
@@ -289,7 +287,7 @@ impl Rule {
             Rule::OptionalId => matches!(t, Absent | Null | String | Number),
             Rule::OptionalBool => matches!(t, Absent | Null | Bool),
             Rule::OptionalNumber => matches!(t, Absent | Null | Number),
-            Rule::Timestamp => matches!(t, Absent | Number),
+            Rule::Timestamp => t == Number,
             Rule::AttributeValue => matches!(t, String | Number | Bool),
             Rule::OptionalObject => matches!(t, Absent | Null | Object),
         }
@@ -302,7 +300,7 @@ impl Rule {
             Rule::OptionalId => "a string, a number, null or undefined",
             Rule::OptionalBool => "a boolean, null or undefined",
             Rule::OptionalNumber => "a finite number, null or undefined",
-            Rule::Timestamp => "a finite number >= 0 (ms since epoch) or undefined",
+            Rule::Timestamp => "a finite number >= 0 (ms since epoch)",
             Rule::AttributeValue => "a string, a finite number or a boolean",
             Rule::OptionalObject => "an object, null or undefined",
         }
@@ -441,7 +439,6 @@ pub fn parse_after<'a>(s: &'a str, known_valid: Option<&str>) -> Result<Parsed<'
         kind,
         data: &s[data_start..],
         fields,
-        needs_timestamp: d[data::TIMESTAMP].is_empty(),
     })
 }
 

@@ -6,7 +6,11 @@
 //! [`Processor::poll_dispatch`], write each one's body with [`Processor::body`] when
 //! it is sent and report each send with
 //! [`Processor::on_dispatch_result`]. It never reads a clock: every call that depends
-//! on time takes `now_ms`.
+//! on time takes `now_ms`, a monotonic clock in ms (the wasm layer passes
+//! `performance.now()`), and every deadline (flush interval, backoff, `Retry-After`
+//! waits, sends that never got an answer) is on that clock. Nothing wall-clock enters
+//! it: event timestamps come filled in with the events (the glue uses `Date.now()`),
+//! and a `Retry-After` date arrives as a wait in ms.
 //!
 //! This file owns the [`Processor`] struct, its construction and the calls that span
 //! the concerns (`flush`, `close`, `is_idle`). Each concern lives in its own module:
@@ -37,7 +41,7 @@ use super::retry::Jitter;
 use super::wire::BatchContext;
 use lifecycle::Batch;
 
-pub use config::Config;
+pub use config::{Config, DEFAULT_MAX_QUEUE_BYTES};
 pub use outcome::{Dispatch, FailReason, Failure, Outcome};
 pub use stats::Stats;
 
@@ -52,7 +56,12 @@ pub struct Processor {
     last_context: Option<(Box<str>, usize)>,
     queue: Queue,
     batches: VecDeque<Batch>,
+    /// Events in sealed batches not yet settled.
     held_events: usize,
+    /// Rendered size of those events (see [`Config::max_queue_bytes`]).
+    held_bytes: usize,
+    /// The context table is swept when it reaches this size.
+    context_sweep_at: usize,
     paused: Vec<(Rc<str>, f64)>,
     failures: VecDeque<Failure>,
     jitter: Jitter,
@@ -85,6 +94,8 @@ impl Processor {
             queue: Queue::default(),
             batches: VecDeque::new(),
             held_events: 0,
+            held_bytes: 0,
+            context_sweep_at: 0,
             paused: Vec::new(),
             failures: VecDeque::new(),
             next_id: 1,

@@ -45,12 +45,29 @@ impl Group {
 pub struct Queue {
     groups: Vec<Group>,
     len: usize,
+    /// Sum of the rendered visitor sizes of every pending event.
+    bytes: usize,
 }
 
 impl Queue {
     /// Number of pending events.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Rendered size of the pending events, in bytes (see `max_queue_bytes`).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The context of each pending group.
+    pub fn context_ids(&self) -> impl Iterator<Item = usize> + '_ {
+        self.groups.iter().map(|g| g.context)
+    }
+
+    /// The context of each pending group, to renumber them.
+    pub fn context_ids_mut(&mut self) -> impl Iterator<Item = &mut usize> + '_ {
+        self.groups.iter_mut().map(|g| &mut g.context)
     }
 
     /// `true` when nothing is pending.
@@ -67,6 +84,7 @@ impl Queue {
     pub fn push(&mut self, context: usize, record: Record, now_ms: f64) -> usize {
         self.len += 1;
         let bytes = record.bytes;
+        self.bytes += bytes;
         match self.groups.iter_mut().find(|g| g.context == context) {
             Some(g) => {
                 g.visitor_bytes += bytes;
@@ -90,6 +108,7 @@ impl Queue {
         let i = self.groups.iter().position(|g| g.context == context)?;
         let g = self.groups.remove(i);
         self.len -= g.records.len();
+        self.bytes -= g.visitor_bytes;
         Some(g)
     }
 
@@ -105,6 +124,7 @@ impl Queue {
             .partition(|g| g.first_at <= cutoff);
         self.groups = keep;
         self.len -= due.iter().map(|g| g.records.len()).sum::<usize>();
+        self.bytes -= due.iter().map(|g| g.visitor_bytes).sum::<usize>();
         due
     }
 

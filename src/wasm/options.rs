@@ -246,6 +246,7 @@ impl Options {
             batch_size: number(&v, "batchSize") as usize,
             flush_interval_ms: number(&v, "flushInterval"),
             max_queue_size: number(&v, "maxQueueSize") as usize,
+            max_queue_bytes: number(&v, "maxQueueBytes") as usize,
             max_payload_bytes: number(&v, "maxPayloadBytes") as usize,
             endpoint: get(&v, "endpoint").as_string(),
             retry: RetryPolicy {

@@ -165,6 +165,7 @@ mod benches {
             batch_size,
             flush_interval_ms: 3_600_000.0,
             max_queue_size: 1_000_000,
+            max_queue_bytes: usize::MAX,
             ..Config::default()
         })
     }

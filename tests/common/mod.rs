@@ -84,7 +84,7 @@ pub fn conversion(c: &Ctx, visitor: &str, uuid: &str, note: &str) -> String {
     f.extend([
         s("conversion"),
         s(uuid),
-        String::new(),
+        "1700000000001".into(),
         s(visitor),
         String::new(),
         s("evt-1"),

@@ -41,7 +41,6 @@ fn parses_a_valid_impression() {
     assert_eq!(p.kind, Kind::Impression);
     assert_eq!(p.context, join(&impression()[..8]));
     assert_eq!(p.data, join(&impression()[9..]));
-    assert!(!p.needs_timestamp);
 }
 
 #[test]

@@ -9,31 +9,42 @@ use std::rc::Rc;
 
 use super::Processor;
 use crate::core::error::Error;
-use crate::core::packed::{self, SEP};
+use crate::core::packed;
 use crate::core::queue::Record;
 use crate::core::wire::{self, BatchContext};
 
-/// Contexts are forgotten once this many are known and nothing is pending.
+/// The context table is swept once it holds this many contexts (and twice as many as
+/// after the last sweep): below it, keeping contexts costs less than rebuilding them.
 const CONTEXT_TABLE_LIMIT: usize = 64;
+
+/// An event validated and measured, not yet copied: nothing is allocated for an event
+/// that is then refused or dropped.
+struct Prepared<'a> {
+    context: usize,
+    kind: packed::Kind,
+    bytes: usize,
+    data: &'a str,
+}
 
 impl Processor {
     /// Accepts one packed event (see [`packed`]).
     ///
-    /// Returns `Ok(true)` when it was queued, `Ok(false)` when the queue was full and
-    /// the event was dropped (and counted), and an error for an invalid event, an
-    /// event too large for any batch, or a closed processor. A refused event leaves
-    /// the processor as it was.
+    /// Returns `Ok(true)` when it was queued, `Ok(false)` when the queue was full
+    /// (`max_queue_size` events or `max_queue_bytes` bytes held) and the event was
+    /// dropped (and counted), and an error for an invalid event, an event too large
+    /// for any batch, or a closed processor. A refused event leaves the processor as
+    /// it was.
     pub fn process(&mut self, event: &str, now_ms: f64) -> Result<bool, Error> {
         if self.closed {
             return Err(Error::Closed);
         }
-        self.forget_contexts_if_idle();
-        let (context, record) = self.prepare(event, now_ms)?;
-        if !self.has_room(1) {
+        self.sweep_contexts();
+        let prepared = self.prepare(event)?;
+        if !self.has_room(1, prepared.bytes) {
             self.stats.dropped += 1;
             return Ok(false);
         }
-        self.enqueue(context, record, now_ms);
+        self.enqueue(prepared, now_ms);
         Ok(true)
     }
 
@@ -45,35 +56,29 @@ impl Processor {
         if self.closed {
             return Err(Error::Closed);
         }
-        self.forget_contexts_if_idle();
+        self.sweep_contexts();
         let prepared = events
             .iter()
             .enumerate()
-            .map(|(i, event)| self.prepare(event, now_ms).map_err(|e| e.in_event(i)))
+            .map(|(i, event)| self.prepare(event).map_err(|e| e.in_event(i)))
             .collect::<Result<Vec<_>, _>>()?;
-        if !self.has_room(prepared.len()) {
+        let bytes = prepared.iter().map(|p| p.bytes).sum();
+        if !self.has_room(prepared.len(), bytes) {
             self.stats.dropped += prepared.len() as u64;
             return Ok(false);
         }
-        for (context, record) in prepared {
-            self.enqueue(context, record, now_ms);
+        for p in prepared {
+            self.enqueue(p, now_ms);
         }
         Ok(true)
     }
 
-    /// Validates one packed event and turns it into a record of its context, without
-    /// queuing it.
-    fn prepare(&mut self, event: &str, now_ms: f64) -> Result<(usize, Record), Error> {
+    /// Validates one packed event and measures it, without copying or queuing it.
+    fn prepare<'a>(&mut self, event: &'a str) -> Result<Prepared<'a>, Error> {
         let known = self.last_context.as_ref().map(|(raw, _)| &**raw);
-        let mut parsed = packed::parse_after(event, known)?;
-        let timestamp;
-        let fields: Box<str> = if parsed.needs_timestamp {
-            timestamp = (now_ms.max(0.0).floor() as u64).to_string();
-            parsed.fields[packed::data::TIMESTAMP] = &timestamp;
-            fill_timestamp(parsed.data, &timestamp).into()
-        } else {
-            parsed.data.into()
-        };
+        // The timestamp is the caller's (wall-clock) value: `now_ms` is monotonic and
+        // is never written into an event.
+        let parsed = packed::parse_after(event, known)?;
         let context = self.context_id(parsed.context);
         let ctx = &self.contexts[context];
         let bytes = wire::visitor_bytes(ctx, parsed.kind, &parsed.fields);
@@ -84,29 +89,42 @@ impl Processor {
                 max: self.config.max_payload_bytes,
             });
         }
-        let record = Record {
+        Ok(Prepared {
+            context,
             kind: parsed.kind,
             bytes,
-            fields,
-        };
-        Ok((context, record))
+            data: parsed.data,
+        })
     }
 
-    /// `true` when `n` more events fit under `max_queue_size` (pending plus held).
-    fn has_room(&self, n: usize) -> bool {
+    /// `true` when `n` more events of `bytes` in all fit under `max_queue_size` and
+    /// `max_queue_bytes` (pending plus held).
+    fn has_room(&self, n: usize, bytes: usize) -> bool {
         self.queue.len() + self.held_events + n <= self.config.max_queue_size
+            && self.queue.bytes() + self.held_bytes + bytes <= self.config.max_queue_bytes
     }
 
-    /// Adds a record to its context's pending group, sealing the group first when the
-    /// record would push its body over `max_payload_bytes`, and after when the group
+    /// Adds an event to its context's pending group, sealing the group first when the
+    /// event would push its body over `max_payload_bytes`, and after when the group
     /// reaches `batch_size`.
-    fn enqueue(&mut self, context: usize, record: Record, now_ms: f64) {
+    fn enqueue(&mut self, prepared: Prepared<'_>, now_ms: f64) {
+        let Prepared {
+            context,
+            kind,
+            bytes,
+            data,
+        } = prepared;
         let header = self.contexts[context].header.len();
         if let Some(group) = self.queue.group(context) {
-            if group.body_bytes_with(header, record.bytes) > self.config.max_payload_bytes {
+            if group.body_bytes_with(header, bytes) > self.config.max_payload_bytes {
                 self.seal_context(context);
             }
         }
+        let record = Record {
+            kind,
+            bytes,
+            fields: data.into(),
+        };
         if self.queue.push(context, record, now_ms) >= self.config.batch_size {
             self.seal_context(context);
         }
@@ -134,22 +152,44 @@ impl Processor {
         id
     }
 
-    /// Forgets the known contexts once there are many and no pending event refers to
-    /// one (sealed batches hold their own reference). Called before events are
-    /// prepared, so that ids handed out while preparing stay valid.
-    fn forget_contexts_if_idle(&mut self) {
-        if self.contexts.len() >= CONTEXT_TABLE_LIMIT && self.queue.is_empty() {
-            self.contexts.clear();
-            self.context_ids.clear();
-            self.last_context = None;
+    /// Forgets the contexts no pending event refers to (sealed batches hold their own
+    /// reference), keeping the last one used, so that the table is bounded by what is
+    /// pending, not by history. Runs when the table has doubled since the last sweep
+    /// (amortized O(1) per event), before events are prepared, so that ids handed out
+    /// while preparing stay valid.
+    fn sweep_contexts(&mut self) {
+        if self.contexts.len() < self.context_sweep_at {
+            return;
         }
+        let mut remap: Vec<Option<usize>> = vec![None; self.contexts.len()];
+        let mut kept = Vec::new();
+        let last = self.last_context.as_ref().map(|(_, id)| *id);
+        for id in self.queue.context_ids().chain(last) {
+            if let Some(slot @ None) = remap.get_mut(id) {
+                *slot = Some(kept.len());
+                kept.push(Rc::clone(&self.contexts[id]));
+            }
+        }
+        for id in self.queue.context_ids_mut() {
+            *id = remap[*id].unwrap_or(*id);
+        }
+        if let Some((_, id)) = &mut self.last_context {
+            *id = remap[*id].unwrap_or(*id);
+        }
+        self.context_ids
+            .retain(|_, id| match remap.get(*id).copied().flatten() {
+                Some(new) => {
+                    *id = new;
+                    true
+                }
+                None => false,
+            });
+        self.contexts = kept;
+        self.context_sweep_at = (2 * self.contexts.len()).max(CONTEXT_TABLE_LIMIT);
     }
-}
 
-/// Puts `timestamp` (`now_ms` as an integer, like `Date.now()`) into an empty timestamp
-/// field.
-fn fill_timestamp(data: &str, timestamp: &str) -> String {
-    let (uuid, rest) = data.split_once(SEP).unwrap_or((data, ""));
-    let rest = rest.strip_prefix(SEP).unwrap_or(rest);
-    format!("{uuid}{SEP}{timestamp}{SEP}{rest}")
+    /// Contexts in the table (for tests: it is bounded by the pending events).
+    pub fn known_contexts(&self) -> usize {
+        self.contexts.len()
+    }
 }

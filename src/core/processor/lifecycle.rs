@@ -257,6 +257,7 @@ impl Processor {
         self.dirty = true;
         self.version += 1;
         self.held_events += records.len();
+        self.held_bytes += records.iter().map(|r| r.bytes).sum::<usize>();
         let batch = Batch {
             id,
             context,
@@ -280,6 +281,7 @@ impl Processor {
             .remove(i)
             .unwrap_or_else(|| unreachable!("index from position()"));
         self.held_events -= b.events();
+        self.held_bytes -= b.records.iter().map(|r| r.bytes).sum::<usize>();
         self.version += 1;
         b
     }

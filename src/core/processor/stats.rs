@@ -35,4 +35,10 @@ impl Processor {
             ..self.stats
         }
     }
+
+    /// Bytes of event data held (pending, in flight and awaiting a retry), as counted
+    /// against [`Config::max_queue_bytes`](super::Config::max_queue_bytes).
+    pub fn held_bytes(&self) -> usize {
+        self.queue.bytes() + self.held_bytes
+    }
 }

@@ -30,6 +30,7 @@ impl Processor {
             .drain(..)
             .partition(|b| b.failed_before || matches!(b.state, State::InFlight(_)));
         self.held_events = kept.iter().map(Batch::events).sum();
+        self.held_bytes = kept.iter().flat_map(|b| &b.records).map(|r| r.bytes).sum();
         self.batches = kept;
         self.dirty = true;
         self.version += 1;
