@@ -19,8 +19,8 @@ build:
 	rm -rf target/dist-new
 	wasm-bindgen --target web --out-dir target/dist-new --out-name bep $(WASM)
 	npx wasm-opt -Oz --strip-debug --strip-producers $(WASM_FEATURES) target/dist-new/bep_bg.wasm -o target/dist-new/bep_bg.wasm
-	@# Short names for the wasm's imports from bep.js (their hashed names do not compress).
-	node .ci/short-imports.mjs target/dist-new
+	@# Short names for the wasm's imports from bep.js and its exports (hashed names do not compress).
+	node .ci/short-names.mjs target/dist-new
 	@# dist/glue/<name>.js re-exports the glue module src/wasm/js/<name>.js from its
 	@# wasm-bindgen copy (dist/snippets/<crate>-<hash>/...), so that pkg/ code imports
 	@# the one copy bep.js uses by a path without the hash.

@@ -1,12 +1,14 @@
 // Build step (make build): gives the wasm's imports from wasm-bindgen's own shim module
-// ('./bep_bg.js') short names, in the wasm's import section and in the JS that
-// provides them (dist/bep.js), so that neither ships names like
-// `__wbg_queueMicrotask_1e8503a8a690f0a3` (their 16-hex-digit hashes do not compress).
-// Imports from our glue modules keep their names (they are those modules' exports).
-// Fails, leaving the files untouched, unless every renamed key occurs exactly once in
-// the JS.
+// ('./bep_bg.js') and all its exports short names, in the wasm and in the JS that
+// provides / calls them (dist/bep.js), so that neither ships names like
+// `__wbg_queueMicrotask_1e8503a8a690f0a3` or
+// `wasm_bindgen__convert__closures_____invoke__h5ec2d5208ee39993` (their hex hashes do
+// not compress). Imports from our glue modules keep their names (they are those
+// modules' exports). Fails, leaving the files untouched, unless every renamed import key
+// occurs exactly once in the JS and every `wasm.<name>` in the JS is an export before
+// and after.
 //
-//   node .ci/short-imports.mjs <dir with bep.js and bep_bg.wasm>
+//   node .ci/short-names.mjs <dir with bep.js and bep_bg.wasm>
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -80,6 +82,40 @@ function skipDesc(kind, at) {
   }
 }
 
+/** `wasm.<name>` references in the JS. */
+const refs = () => new Set([...js.matchAll(/\bwasm\.([\w$]+)/g)].map((m) => m[1]));
+
+/** The export section with short names; renames `wasm.<name>` in the JS to match. */
+function exportSection(body, end) {
+  let p = body;
+  let count;
+  [count, p] = uleb(wasm, p);
+  const names = [];
+  const entries = [leb(count)];
+  for (let i = 0; i < count; i++) {
+    let n;
+    [n, p] = uleb(wasm, p);
+    names.push(wasm.subarray(p, p + n).toString('utf8'));
+    p += n;
+    const [, next] = uleb(wasm, p + 1); // kind, index
+    entries.push(null, wasm.subarray(p, next));
+    p = next;
+  }
+  if (p !== end) throw new Error('export section not fully read');
+  const before = refs();
+  for (const r of before) if (!names.includes(r)) throw new Error(`bep.js uses wasm.${r}, not an export`);
+  const short = names.map((_, i) => shortName(i));
+  names.forEach((name, i) => {
+    js = js.replace(new RegExp(`\\bwasm\\.${name.replace(/[$]/g, '\\$')}(?![\\w$])`, 'g'), `wasm.${short[i]}`);
+    entries[1 + 2 * i] = str(short[i]);
+  });
+  for (const r of refs()) if (!short.includes(r)) throw new Error(`wasm.${r} left unrenamed`);
+  exported = count;
+  const section = Buffer.concat(entries);
+  return Buffer.concat([Buffer.from([7]), leb(section.length), section]);
+}
+
+let exported = 0;
 let at = 8;
 const parts = [wasm.subarray(0, 8)];
 let renamed = 0;
@@ -87,6 +123,11 @@ while (at < wasm.length) {
   const id = wasm[at];
   const [size, body] = uleb(wasm, at + 1);
   const end = body + size;
+  if (id === 7) {
+    parts.push(exportSection(body, end));
+    at = end;
+    continue;
+  }
   if (id !== 2) {
     parts.push(wasm.subarray(at, end));
     at = end;
@@ -128,4 +169,4 @@ const out = Buffer.concat(parts);
 new WebAssembly.Module(out); // still valid
 writeFileSync(wasmPath, out);
 writeFileSync(jsPath, js);
-console.log(`short-imports: ${renamed} imports renamed, wasm ${wasm.length} -> ${out.length} bytes`);
+console.log(`short-names: ${renamed} imports and ${exported} exports renamed, wasm ${wasm.length} -> ${out.length} bytes`);
