@@ -1,9 +1,8 @@
-// Browser entry (bundlers and plain `<script type="module">`): fetches and
-// instantiates the wasm next to this file with top-level await, so importing the
-// package is the only init step.
-import init from './dist/bep.js';
-
-await init({ module_or_path: new URL('./dist/bep_bg.wasm', import.meta.url) });
-
-export { BatchEventProcessor, wasmMemory } from './dist/bep.js';
+// Browser entry (bundlers and plain `<script type="module">`). Importing it runs only
+// small JS modules and never waits: the wasm starts loading in the background at once
+// (loader.js: `ready`, `init(url)`), and a processor made before it is ready already
+// works (early-processor.js). The wasm-bindgen glue and the wasm are loaded with a
+// dynamic import, so bundlers keep them out of the app's first chunk.
+export { BatchEventProcessor } from './early-processor.js';
+export { ready, init, wasmMemory } from './loader.js';
 export { queueDispatcher, handleQueueBatch } from './workers.js';

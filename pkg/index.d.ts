@@ -20,3 +20,17 @@ export {
   CloseSummary,
 } from './dist/bep.js';
 export { queueDispatcher, handleQueueBatch, QueueProducer, QueueMessage, HandleQueueBatchOptions } from './workers.js';
+/**
+ * Resolves once the wasm module is instantiated (already resolved in Node and Workers,
+ * which instantiate it synchronously); rejects with an `Error` saying why when it cannot
+ * load (network or HTTP error, a CSP without `'wasm-unsafe-eval'`). Importing never
+ * waits for it: a processor made before works at once.
+ */
+export declare const ready: Promise<void>;
+/**
+ * Browsers: loads the wasm from `source` instead of the file next to the package (a CDN,
+ * an esbuild app): a URL (string or `URL`), a `Response` or a promise of one, bytes, or a
+ * compiled `WebAssembly.Module`. Call it in the app's top-level code, in the same task
+ * as the import. Returns `ready`. In Node and Workers it does nothing.
+ */
+export declare function init(source?: string | object): Promise<void>;

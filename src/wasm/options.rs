@@ -71,8 +71,8 @@ export interface DispatchError {
   status: number | null;
   /** Events lost with the batch (counted in `stats().failed`). */
   events: number;
-  /** `'rejected'` (a non-retryable status), `'retries-exhausted'` or `'too-large'` (413 for a single event). */
-  reason: 'rejected' | 'retries-exhausted' | 'too-large';
+  /** `'rejected'` (a non-retryable status), `'retries-exhausted'` or `'too-large'` (413 for a single event); browsers, before the wasm is ready: `'load-failed'` (it cannot load; the events are kept in storage, not lost: `events` counts them) or `'refused'` (events accepted before it was ready that it then refused). */
+  reason: 'rejected' | 'retries-exhausted' | 'too-large' | 'load-failed' | 'refused';
   /** A sentence for logs. */
   message: string;
 }

@@ -80,6 +80,8 @@ function collectorTotals() {
 test('the page loads the package from /pkg/ with the right MIME types', async () => {
   await page.goto(server.url);
   await page.waitForSelector('body[data-state="ready"]', { state: 'attached', timeout: 15000 });
+  // The page runs before the wasm is ready (it loads in the background).
+  await page.waitForSelector('#load-status.ready', { timeout: 15000 });
   const find = (p) => responses.find((r) => r.path === p);
   assert.equal(find('/pkg/browser.js')?.status, 200);
   assert.match(find('/pkg/browser.js').type, /^text\/javascript/);
@@ -87,7 +89,7 @@ test('the page loads the package from /pkg/ with the right MIME types', async ()
   assert.equal(find('/pkg/dist/bep_bg.wasm').type, 'application/wasm');
   assert.match(find('/app.mjs')?.type ?? '', /^text\/javascript/);
   assert.match(find('/style.css')?.type ?? '', /^text\/css/);
-  assert.match(await page.textContent('#load-status'), /wasm loaded/);
+  assert.match(await page.textContent('#load-status'), /^wasm ready in \d+ ms \(package imported in \d+ ms\)$/);
   assert.deepEqual(pageErrors, []);
   assert.deepEqual(consoleErrors, []);
 });

@@ -18,7 +18,7 @@ let collector;
 
 const page = (script) => `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>t</title>
 <script type="module">
-import { BatchEventProcessor } from '/pkg/browser.js';
+import { BatchEventProcessor, ready } from '/pkg/browser.js';
 const endpoint = new URLSearchParams(location.search).get('endpoint');
 let n = 0;
 window.makeEvent = (size = 0) => ({
@@ -28,6 +28,9 @@ window.makeEvent = (size = 0) => ({
   tags: size ? { note: 'x'.repeat(size) } : { n: ++n },
 });
 ${script}
+// The scenarios below are about a processor whose wasm is ready (issue 14's loading
+// cases are in loading.test.mjs).
+await ready;
 window.ready = true;
 </script>`;
 

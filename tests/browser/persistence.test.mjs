@@ -19,7 +19,7 @@ let down = false;
 
 const APP = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>app</title>
 <script type="module">
-import { BatchEventProcessor } from '/pkg/browser.js';
+import { BatchEventProcessor, ready } from '/pkg/browser.js';
 const q = new URLSearchParams(location.search);
 if (q.get('brokenStorage')) Storage.prototype.setItem = () => { throw new DOMException('quota', 'QuotaExceededError'); };
 window.p = new BatchEventProcessor({
@@ -32,6 +32,9 @@ window.makeEvent = () => ({
   user: { id: 'visitor-' + Math.random() }, event: { id: '9', key: 'purchase' }, tags: { n: 1 },
 });
 window.processSome = (n) => { const ids = []; for (let i = 0; i < n; i++) { const e = makeEvent(); p.process(e); ids.push(e.uuid); } return ids; };
+// The scenarios below are about a processor whose wasm is ready (issue 14's loading
+// cases are in loading.test.mjs).
+await ready;
 window.ready = true;
 </script>`;
 

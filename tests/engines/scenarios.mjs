@@ -78,7 +78,7 @@ export function makeEvent(size = 0) {
 // The page-side setup shared by the plain page and the bundle: one processor, built
 // right after the import; helpers the tests call through WebDriver.
 const SETUP_JS = String.raw`
-export function setup(BatchEventProcessor, makeEvent) {
+export function setup(BatchEventProcessor, makeEvent, ready) {
   const q = new URLSearchParams(location.search);
   const p = new BatchEventProcessor({
     endpoint: q.get('endpoint'), batchSize: Number(q.get('batchSize') || 1000), flushInterval: 600000,
@@ -102,7 +102,8 @@ export function setup(BatchEventProcessor, makeEvent) {
   document.addEventListener('visibilitychange', () => window.visibility.push(document.visibilityState));
   window.shown = [];
   window.addEventListener('pageshow', (e) => window.shown.push(e.persisted));
-  window.appReady = true;
+  // The scenarios are about a processor whose wasm is ready (loading: tests/browser/loading.test.mjs).
+  ready.then(() => { window.appReady = true; });
 }`;
 
 const ERRORS_JS = `<script>window.errors = [];
@@ -113,10 +114,10 @@ addEventListener('unhandledrejection', (e) => errors.push(String(e.reason && e.r
 const PLAIN_APP = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>plain app</title>
 ${ERRORS_JS}
 <script type="module">
-import { BatchEventProcessor } from '/pkg/browser.js';
+import { BatchEventProcessor, ready } from '/pkg/browser.js';
 import { makeEvent } from '/app/event.js';
 import { setup } from '/app/setup.js';
-setup(BatchEventProcessor, makeEvent);
+setup(BatchEventProcessor, makeEvent, ready);
 </script>`;
 
 const NEXT = '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>next</title><p>next page</p>';
@@ -138,7 +139,7 @@ function buildBundle(engine) {
     const dir = writeApp(path.join(consumer, `engines-bundle-${engine}`));
     writeFileSync(
       path.join(dir, 'main.js'),
-      "import { BatchEventProcessor } from 'batch-event-processor';\nimport { makeEvent } from './event.js';\nimport { setup } from './setup.js';\nsetup(BatchEventProcessor, makeEvent);\n",
+      "import { BatchEventProcessor, ready } from 'batch-event-processor';\nimport { makeEvent } from './event.js';\nimport { setup } from './setup.js';\nsetup(BatchEventProcessor, makeEvent, ready);\n",
     );
     writeFileSync(
       path.join(dir, 'index.html'),

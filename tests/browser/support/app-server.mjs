@@ -21,9 +21,10 @@ const TYPES = {
 /**
  * Serves `mounts` ({ urlPrefix: dir }; the longest prefix wins, `/` maps to index.html).
  * `wasm` (changeable later through `server.wasm`) controls the `.wasm` answers:
- * `{ delayMs = 0, status = 200, type = 'application/wasm' }`.
+ * `{ delayMs = 0, status = 200, type = 'application/wasm' }`; `headers` are added to
+ * every HTML answer (e.g. a Content-Security-Policy).
  */
-export async function serveApp(mounts, wasm = {}) {
+export async function serveApp(mounts, wasm = {}, htmlHeaders = {}) {
   const log = [];
   const state = { wasm: { delayMs: 0, status: 200, type: 'application/wasm', ...wasm } };
   const held = new Set();
@@ -55,6 +56,7 @@ export async function serveApp(mounts, wasm = {}) {
       const headers = {
         'content-type': isWasm ? state.wasm.type : TYPES[path.extname(file)] || 'application/octet-stream',
         'cache-control': 'no-store',
+        ...(path.extname(file) === ".html" ? htmlHeaders : {}),
       };
       if (/\bgzip\b/.test(req.headers['accept-encoding'] || '')) {
         body = zlib.gzipSync(body, { level: 9 });
