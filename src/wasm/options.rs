@@ -207,8 +207,6 @@ const MAX_TIMER_MS: f64 = 2_147_483_647.0;
 pub struct Options {
     /// The core's settings.
     pub config: Config,
-    /// `maxQueueBytes`: the memory budget of what is held, in bytes of event data.
-    pub max_queue_bytes: usize,
     /// A custom dispatcher, if given.
     pub dispatcher: Option<Function>,
     /// `waitUntil`, if given.
@@ -261,7 +259,6 @@ impl Options {
         };
         Ok(Options {
             config,
-            max_queue_bytes: number(&v, "maxQueueBytes") as usize,
             dispatcher: get(&v, "dispatcher").dyn_into().ok(),
             wait_until: get(&v, "waitUntil").dyn_into().ok(),
             flush_on_hide: get(&v, "flushOnHide").is_truthy(),

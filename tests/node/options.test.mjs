@@ -48,6 +48,28 @@ test('maxQueueBytes must be an integer >= 1', () => {
   throwsTypeError({ maxQueueBytes: '8MB' }, 'maxQueueBytes must be an integer >= 1, got "8MB"');
 });
 
+test('maxQueueBytes bounds what is held: an event past the budget is dropped, returns false and is counted', async () => {
+  // Failed before: the option was ignored and all five events were queued.
+  const sent = [];
+  const p = new BatchEventProcessor({ batchSize: 100, maxQueueBytes: 2000, storage: false, dispatcher: (e) => void sent.push(e.params) });
+  const event = (i) => ({
+    type: 'conversion', uuid: `u-${i}`, timestamp: 1700000000000 + i,
+    context: { accountId: '1', projectId: '2' }, user: { id: 'v' },
+    event: { id: '9', key: 'purchase' }, tags: { note: 'x'.repeat(600) },
+  });
+  const accepted = [0, 1, 2, 3, 4].map((i) => p.process(event(i)));
+  const kept = accepted.filter(Boolean).length;
+  assert.ok(kept >= 1 && kept < 5, `kept ${kept} of 5 ~700 B events under a 2000 B budget`);
+  assert.deepEqual(accepted, accepted.map((_, i) => i < kept), 'the first ones are kept, the later ones dropped');
+  const s = p.stats();
+  assert.equal(s.dropped, 5 - kept);
+  assert.equal(s.queued, kept);
+  await p.close();
+  assert.equal(sent.flatMap((b) => b.visitors).length, kept);
+  const end = p.stats();
+  assert.equal(end.dispatched + end.failed + end.queued + end.inFlight, kept, 'accepted = dispatched + failed + queued + inFlight');
+});
+
 test('a flushInterval longer than a timer can wait is refused, not turned into a 1 ms timer loop', async () => {
   // Failed before: 2^31 ms was accepted, and setTimeout fired it after 1 ms, again and again.
   throwsTypeError({ flushInterval: 2 ** 31 }, 'flushInterval must be at most 2147483647 (ms, the longest timer delay), got 2147483648');
