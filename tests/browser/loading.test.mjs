@@ -27,6 +27,7 @@ ready.then(
   () => { log.readyAt = performance.now(); },
   (e) => { log.readyAt = performance.now(); log.readyError = e.message; },
 );
+window.BEP = BatchEventProcessor;
 const p = (window.p = new BatchEventProcessor({ endpoint: q.get('endpoint'), batchSize: 10, flushInterval: 60000 }));
 p.onEventDispatch((logEvent) => {
   log.batches.push(logEvent.params.visitors.flatMap((v) => v.snapshots.flatMap((s) => s.events.map((e) => e.uuid))));
@@ -145,6 +146,14 @@ test('the app runs before the wasm arrives; what it processed meanwhile is deliv
     }
   });
   assert.deepEqual(invalidLate, early.invalidEarly);
+  // Made after ready: the wasm class itself; `instanceof` holds for both kinds.
+  const kinds = await page.evaluate(() => {
+    const q = new window.BEP({ storage: false });
+    const r = { late: q instanceof window.BEP, early: window.p instanceof window.BEP, wasm: q.constructor !== window.BEP };
+    q.close();
+    return r;
+  });
+  assert.deepEqual(kinds, { late: true, early: true, wasm: true });
   await page.evaluate(() => window.p.process(window.makeEvent('slow-5')));
   await page.evaluate(() => window.p.close());
   await collector.until(() => delivered('slow').length === 7);
