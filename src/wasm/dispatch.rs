@@ -225,8 +225,11 @@ fn retry_after_ms(value: &str) -> Option<f64> {
 /// `statusCode` as delivered, `false` as a retryable failure; a throw, a rejection or a
 /// timeout is a network error. `None` when `close()` cut it off.
 ///
-/// The second argument, `{ pageHidden }`, tells the dispatcher whether the page is going
-/// away (then it should use `navigator.sendBeacon` or `fetch(..., { keepalive: true })`).
+/// The second argument, `{ pageHidden, signal }`, tells the dispatcher whether the page
+/// is going away (then it should use `navigator.sendBeacon` or
+/// `fetch(..., { keepalive: true })`), and gives it an `AbortSignal` that aborts when
+/// the send times out or `close()` reaches its deadline (pass it to `fetch`: then
+/// nothing of the dispatcher's outlives either).
 pub async fn call(
     dispatcher: &Function,
     log_event: &JsValue,
@@ -240,6 +243,10 @@ pub async fn call(
         &JsValue::from_str("pageHidden"),
         &JsValue::from_bool(page_hidden),
     );
+    let controller = AbortController::new().ok();
+    if let Some(c) = &controller {
+        let _ = Reflect::set(&flags, &JsValue::from_str("signal"), &c.signal());
+    }
     let value = match dispatcher.call2(&JsValue::UNDEFINED, log_event, &flags) {
         Ok(v) => v,
         Err(_) => return Some(Outcome::NETWORK_ERROR),
@@ -249,7 +256,7 @@ pub async fn call(
     if !is_thenable(&value) {
         return Some(result_outcome(&value));
     }
-    match within(Promise::resolve(&value), timeout_ms, None, in_flight).await {
+    match within(Promise::resolve(&value), timeout_ms, controller, in_flight).await {
         Waited::Value(v) => Some(result_outcome(&v)),
         Waited::Failed => Some(Outcome::NETWORK_ERROR),
         Waited::Cut => None,

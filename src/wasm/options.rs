@@ -61,6 +61,8 @@ export interface RetryOptions {
 export interface DispatchFlags {
   /** The page is being hidden or left: use `navigator.sendBeacon` or `fetch(..., { keepalive: true })`, and keep the body under 64 KB. */
   pageHidden: boolean;
+  /** Aborted when the send times out (`dispatchTimeout`) or `close()` reaches its deadline: pass it to `fetch`. */
+  signal: AbortSignal;
 }
 
 export type DispatchResult = { statusCode?: number; retryAfter?: string | number } | boolean | void;

@@ -208,6 +208,10 @@ import { BatchEventProcessor } from ${JSON.stringify(ESM)};
 const [endpoint, kind] = process.argv.slice(1);
 const options = { endpoint, batchSize: 1, dispatchTimeout: 60000 };
 if (kind === 'dispatcher') options.dispatcher = () => new Promise(() => {});
+if (kind === 'fetch-dispatcher') {
+  options.dispatcher = (logEvent, { signal }) =>
+    fetch(endpoint, { method: 'POST', body: logEvent.body, signal }).then((r) => ({ statusCode: r.status }));
+}
 const p = new BatchEventProcessor(options);
 p.process(${JSON.stringify(impression())});
 const summary = await p.close({ timeout: 500 });
@@ -217,7 +221,7 @@ console.log(JSON.stringify({ summary, stats: p.stats() }));
 test('close({ timeout: 500 }) with a stalled collector: Node exits soon after, the stalled batch counted pending', async () => {
   const c = await collector();
   c.setMode('stall');
-  for (const kind of ['fetch', 'dispatcher']) {
+  for (const kind of ['fetch', 'dispatcher', 'fetch-dispatcher']) {
     const r = await runChild(CHILD, [c.url, kind]);
     assert.equal(r.code, 0, `${kind}: ${r.err}`);
     // dispatchTimeout is 60 s: only an abort at close()'s deadline lets it exit this soon.
@@ -226,7 +230,8 @@ test('close({ timeout: 500 }) with a stalled collector: Node exits soon after, t
     assert.deepEqual(summary, { dispatched: 0, failed: 0, pending: 1 }, kind);
     assert.equal(stats.dispatched + stats.failed + stats.queued + stats.inFlight, 1, `${kind}: ${JSON.stringify(stats)}`);
   }
-  assert.equal(c.requests.length, 1); // the dispatcher variant never reaches the collector
+  assert.equal(c.requests.length, 2); // the never-settling dispatcher never reaches the collector
+  await c.until(() => c.stalledOpen() === 0, 2000);
 });
 
 test('a flush() waiting on a stalled send resolves when close() reaches its deadline', async () => {
@@ -241,5 +246,30 @@ test('a flush() waiting on a stalled send resolves when close() reaches its dead
   // Before: the flush waited for the dispatchTimeout (60 s).
   const settled = await Promise.race([flushed.then(() => 'flushed'), sleep(2000).then(() => 'still waiting')]);
   assert.equal(settled, 'flushed');
+  assertAccounted(p, 1);
+});
+
+test('a custom dispatcher gets an AbortSignal that aborts at dispatchTimeout', async () => {
+  const c = await collector();
+  c.setMode('stall');
+  const signals = [];
+  const p = new BatchEventProcessor({
+    endpoint: c.url,
+    batchSize: 1,
+    dispatchTimeout: 300,
+    retry: false,
+    dispatcher: (logEvent, { signal }) => {
+      signals.push(signal);
+      return fetch(c.url, { method: 'POST', body: logEvent.body, signal }).then((r) => ({ statusCode: r.status }));
+    },
+  });
+  assert.equal(p.process(impression()), true);
+  await p.flush();
+  assert.equal(signals.length, 1);
+  assert.ok(signals[0] instanceof AbortSignal);
+  assert.equal(signals[0].aborted, true);
+  // The dispatcher's own request was cut off with it.
+  await c.until(() => c.stalledOpen() === 0, 2000);
+  assert.deepEqual(await p.close(), { dispatched: 0, failed: 1, pending: 0 });
   assertAccounted(p, 1);
 });
