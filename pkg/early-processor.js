@@ -38,21 +38,25 @@ function recoverEarly(p, options) {
   recovered = true;
   exclusive(() => takeOthers(storage, o.storageTtl)).then((events) => {
     let n = 0;
-    for (const s of events) {
+    for (let i = 0; i < events.length; i++) {
       try {
-        if (take(p, s)) n++;
-      } catch {
-        // refused by the core (closed, or invalid after an upgrade): dropped
+        if (take(p, events[i])) n++;
+      } catch (e) {
+        if (!/closed/.test(e.message)) continue; // refused by the core (invalid after an upgrade): dropped
+        // Closed meanwhile: the rest goes back to storage for another processor or page.
+        new EarlyEntry(storage, o.maxStorageBytes, true).save(events.slice(i));
+        recovered = false;
+        return;
       }
     }
     if (n) p.flush();
   });
 }
 
-/** The wasm processor for `options`, with the events of earlier pages recovered. */
-function wasmProcessor(m, options) {
+/** The wasm processor for `options`, with the events of earlier pages recovered unless it is closing at once. */
+function wasmProcessor(m, options, recover = true) {
   const p = new m.BatchEventProcessor(options);
-  recoverEarly(p, options);
+  if (recover) recoverEarly(p, options);
   return p;
 }
 
@@ -155,7 +159,7 @@ export class BatchEventProcessor {
     this.#unwatch?.();
     let p;
     try {
-      p = wasmProcessor(m, this.#options);
+      p = wasmProcessor(m, this.#options, !this.#closing);
     } catch (e) {
       this.#loadFailed(e);
       return;

@@ -31,11 +31,12 @@ export function exclusive(f) {
 
 /** The entry of one early processor. */
 export class EarlyEntry {
-  constructor(storage, maxBytes) {
+  /** `orphan`: events handed back by a closed processor, which any processor may take. */
+  constructor(storage, maxBytes, orphan = false) {
     this.storage = storage;
     this.maxBytes = maxBytes;
     this.key = PREFIX + Math.random().toString(36).slice(2) + Date.now().toString(36);
-    own.add(this.key);
+    if (!orphan) own.add(this.key);
     /** How many events of the queue the stored entry holds. */
     this.written = 0;
     this.errors = 0;

@@ -180,6 +180,40 @@ test('a page left before the wasm arrives: the next page delivers its events', {
   await context.close();
 });
 
+test('close() before ready keeps its deadline: past it, the events stay stored for the next page; within it, they are sent', { timeout: 60000 }, async () => {
+  const server = await serve(vite, { delayMs: 8000 });
+  const context = await browser.newContext();
+  const { page, errors } = await open(context, server, 'deadline');
+  const closed = await page.evaluate(async () => {
+    const summary = await window.p.close({ timeout: 300 });
+    let after;
+    try {
+      window.p.process(window.makeEvent('deadline-x'));
+    } catch (e) {
+      after = e.message;
+    }
+    return { summary, after };
+  });
+  assert.equal(server.wasmRequests()[0].done, undefined, 'close() resolved while the wasm was still held');
+  assert.deepEqual(closed.summary, { dispatched: 0, failed: 0, pending: 5 });
+  assert.match(closed.after, /closed/);
+  // Within its deadline: close() waits for the module, then sends and resolves.
+  server.wasm.delayMs = 1500;
+  await page.goto(`${server.origin}/?tag=within&endpoint=${encodeURIComponent(collector.url)}`);
+  await page.waitForFunction(() => window.log && window.log.statsEarly);
+  const summary = await page.evaluate(() => window.p.close({ timeout: 20000 }));
+  assert.deepEqual(summary, { dispatched: 5, failed: 0, pending: 0 });
+  assert.deepEqual(delivered('within'), uuids('within'));
+  // A processor closing at once takes nothing stored; the next page takes what the first kept.
+  assert.equal(delivered('deadline').length, 0);
+  server.wasm.delayMs = 0;
+  await page.goto(`${server.origin}/?tag=third&endpoint=${encodeURIComponent(collector.url)}`);
+  await collector.until(() => delivered('deadline').length >= 5);
+  assert.deepEqual(delivered('deadline'), uuids('deadline'));
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('wasm 404: ready rejects clearly, the error listener hears it once, process() never throws, events kept for a later page', { timeout: 60000 }, async () => {
   const server = await serve(vite, { status: 404 });
   const context = await browser.newContext();
