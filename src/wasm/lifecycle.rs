@@ -138,7 +138,10 @@ impl Inner {
         }
         let current = self.core.borrow().unsettled_ids();
         let current_set: std::collections::HashSet<u64> = current.iter().copied().collect();
-        let mut stored = self.stored.borrow_mut();
+        // Taken out of its cell while the store (a Storage-like object of the page's,
+        // possibly user code) is called: no borrow lives across those calls. A
+        // re-entrant persist sees nothing stored and saves again, which is idempotent.
+        let mut stored = self.stored.take();
         let stored_before: std::collections::HashSet<u64> = stored.iter().copied().collect();
         stored.retain(|id| {
             let keep = current_set.contains(id);
@@ -163,6 +166,15 @@ impl Inner {
                 changed = true;
             }
         }
+        let reentered = self.stored.replace(Vec::new());
+        if !reentered.is_empty() {
+            // Keep what a re-entrant persist saved, and compare again next time.
+            stored.extend(reentered);
+            stored.sort_unstable();
+            stored.dedup();
+            self.stored_version.set(None);
+        }
+        self.stored.replace(stored);
         if changed {
             store.beat();
         }

@@ -173,3 +173,34 @@ test('an error listener may unsubscribe itself and the processor goes on', async
     await bad.close();
   }
 });
+
+test('a storage whose setItem calls back into the processor breaks nothing', async () => {
+  const from = collector.uuids().length;
+  const items = new Map();
+  let p;
+  let reentered = false;
+  const storage = {
+    getItem: (k) => items.get(k) ?? null,
+    setItem(k, v) {
+      items.set(k, v);
+      if (!reentered && k.includes('batch:')) {
+        reentered = true;
+        p.process(impression()); // with waitUntil, process() pumps (and persists) at once
+      }
+    },
+    removeItem: (k) => void items.delete(k),
+    key: (i) => [...items.keys()][i] ?? null,
+    get length() {
+      return items.size;
+    },
+  };
+  p = new BatchEventProcessor({ batchSize: 1, endpoint: collector.url, storage, waitUntil: () => {} });
+  p.process(impression());
+  assert.deepEqual(await p.close(), { dispatched: 2, failed: 0, pending: 0 });
+  assert.equal(reentered, true);
+  assert.equal(p.storageErrors(), 0);
+  assert.equal(collector.uuids().length - from, 2);
+  // Both batches were stored while unsettled and removed once delivered.
+  assert.deepEqual([...items.keys()].filter((k) => k.includes('batch:')), []);
+  assertBalanced(p, 2);
+});
