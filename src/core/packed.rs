@@ -202,8 +202,9 @@ impl<'a> Iterator for Fields<'a> {
         match find(s.as_bytes(), self.sep) {
             // `sep` is ASCII, so both sides of it are char boundaries.
             Some(i) => {
-                self.rest = Some(&s[i + 1..]);
-                Some(&s[..i])
+                // Non-panicking slicing (no panic path, no core::fmt in the wasm).
+                self.rest = Some(s.get(i + 1..).unwrap_or_default());
+                Some(s.get(..i).unwrap_or_default())
             }
             None => {
                 self.rest = None;
@@ -259,7 +260,10 @@ fn shown(field: &str) -> String {
         end -= 1;
     }
     if end < field.len() {
-        format!("{}…", &field[..end])
+        let mut out = String::with_capacity(end + 3);
+        out.push_str(field.get(..end).unwrap_or_default());
+        out.push('…');
+        out
     } else {
         field.to_string()
     }
@@ -398,14 +402,23 @@ pub fn parse_after<'a>(s: &'a str, known_valid: Option<&str>) -> Result<Parsed<'
         });
     }
     let context_end = f[..ctx::COUNT].iter().map(|x| x.len() + 1).sum::<usize>() - 1;
-    if known_valid != Some(&s[..context_end]) {
-        for (i, (name, rule)) in CONTEXT_RULES.iter().enumerate() {
-            check(f[i], name, *rule)?;
+    let context = s.get(..context_end).unwrap_or_default();
+    if known_valid != Some(context) {
+        for (field, (name, rule)) in f.iter().zip(&CONTEXT_RULES) {
+            check(field, name, *rule)?;
         }
     }
-    let d = &f[TYPE + 1..expected];
-    for (i, (name, rule)) in COMMON_RULES.iter().enumerate() {
-        check(d[i], name, *rule)?;
+    // The data fields, in a fixed-size array: the checks below index it with constants
+    // and need no bounds check (no panic path).
+    let mut d = [""; data::MAX];
+    for (to, from) in d
+        .iter_mut()
+        .zip(f.get(TYPE + 1..expected).unwrap_or_default())
+    {
+        *to = from;
+    }
+    for (field, (name, rule)) in d.iter().zip(&COMMON_RULES) {
+        check(field, name, *rule)?;
     }
     if d[data::TIMESTAMP].starts_with('-') {
         return Err(invalid(
@@ -429,16 +442,14 @@ pub fn parse_after<'a>(s: &'a str, known_valid: Option<&str>) -> Result<Parsed<'
         Kind::Conversion => &CONVERSION_RULES,
     };
     for (i, name, rule) in rules {
-        check(d[*i], name, *rule)?;
+        check(d.get(*i).copied().unwrap_or_default(), name, *rule)?;
     }
     let data_start = context_end + 1 + f[TYPE].len() + 1;
-    let mut fields = [""; data::MAX];
-    fields[..d.len()].copy_from_slice(d);
     Ok(Parsed {
-        context: &s[..context_end],
+        context,
         kind,
-        data: &s[data_start..],
-        fields,
+        data: s.get(data_start..).unwrap_or_default(),
+        fields: d,
     })
 }
 

@@ -34,11 +34,12 @@ mod stats;
 mod unload;
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::rc::Rc;
 
 use super::queue::Queue;
 use super::retry::Jitter;
-use super::wire::BatchContext;
+use super::wire::{BatchContext, Fnv};
 use lifecycle::Batch;
 
 pub use config::{Config, DEFAULT_MAX_QUEUE_BYTES};
@@ -51,7 +52,7 @@ pub struct Processor {
     config: Config,
     url: Option<Rc<str>>,
     contexts: Vec<Rc<BatchContext>>,
-    context_ids: HashMap<String, usize>,
+    context_ids: HashMap<String, usize, BuildHasherDefault<Fnv>>,
     /// The raw context of the last event and its id.
     last_context: Option<(Box<str>, usize)>,
     queue: Queue,
@@ -89,7 +90,7 @@ impl Processor {
             jitter: Jitter::new(config.jitter_seed),
             config,
             contexts: Vec::new(),
-            context_ids: HashMap::new(),
+            context_ids: HashMap::default(),
             last_context: None,
             queue: Queue::default(),
             batches: VecDeque::new(),

@@ -6,6 +6,8 @@
 //! [`Counter`]) when it is accepted and writes it (into a `String`) at flush time: the
 //! byte accounting can never drift from the bytes sent.
 
+use std::hash::Hasher;
+
 use super::packed::{ctx, data, split, Fields, Kind, Token, SEP, SUB};
 
 /// The log-tier endpoint for the US region (and any region but `EU`).
@@ -125,6 +127,36 @@ impl BatchContext {
     }
 }
 
+/// 64-bit FNV-1a of `bytes`: the core's one hash (visitor ids, context keys). Not
+/// DoS-resistant, and need not be: a collision only makes a batch wait behind one it
+/// need not, or costs a string comparison; SipHash costs code size and time.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h = Fnv::default();
+    h.write(bytes);
+    h.finish()
+}
+
+/// FNV-1a as a [`Hasher`], for the core's maps.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
 /// The key that decides which events may share a batch: the context fields with
 /// the region normalized as the SDK's `areEventContextsEqual` does (`region || 'US'`).
 pub fn context_key(context: &str) -> String {
@@ -134,7 +166,11 @@ pub fn context_key(context: &str) -> String {
     } else {
         "\"US\""
     };
-    format!("{region}{SEP}{rest}")
+    let mut key = String::with_capacity(region.len() + 1 + rest.len());
+    key.push_str(region);
+    key.push(SEP);
+    key.push_str(rest);
+    key
 }
 
 /// Writes one visitor (`{"snapshots":[…],"visitor_id":…,"attributes":[…]}`) from its

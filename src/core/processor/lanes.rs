@@ -5,14 +5,14 @@
 //! visitor's events in order. Must not change what a send's outcome means (that is
 //! [`super::lifecycle`]).
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::lifecycle::State;
 use super::{Dispatch, Processor};
 use crate::core::packed::{data, Fields, SEP};
 use crate::core::queue::Record;
+use crate::core::wire::fnv1a;
 
 /// Visitor ids are kept as 64-bit hashes already: sets of them need no rehashing.
 #[derive(Default)]
@@ -159,9 +159,7 @@ pub(super) fn visitor_hashes(records: &[Record]) -> Vec<u64> {
         .iter()
         .map(|r| {
             let user_id = Fields::new(&r.fields, SEP).nth(data::USER_ID);
-            let mut h = DefaultHasher::new();
-            user_id.hash(&mut h);
-            h.finish()
+            fnv1a(user_id.unwrap_or_default().as_bytes())
         })
         .collect();
     out.sort_unstable();
