@@ -459,3 +459,45 @@ fn unload_splits_what_is_queued_into_bodies_under_the_limit() {
         "all, in order"
     );
 }
+
+#[test]
+fn unload_keeps_batches_queued_behind_a_failed_batch_or_a_paused_endpoint() {
+    // Regression: a batch stalled behind its visitor's failed batch was never sent,
+    // so it was neither "failed before" nor in flight, and went out in a beacon to the
+    // failing collector: lost (the beacon counts as delivered) and ahead of a1.
+    let mut p = processor(1);
+    let c = Ctx::default();
+    p.process(&impression(&c, "alice", "a1"), 0.0).unwrap();
+    let a1 = drain(&mut p, 0.0);
+    p.on_dispatch_result(a1[0].id, fail(503), 0.0); // waits for a retry
+    p.process(&impression(&c, "alice", "a2"), 1.0).unwrap(); // stalled behind a1
+    p.process(&impression(&c, "bob", "b1"), 1.0).unwrap(); // free to go
+    let out = common::unload(&mut p, 4000);
+    let seen: Vec<String> = out.iter().flat_map(|d| uuids(&d.body)).collect();
+    assert_eq!(seen, ["b1"], "only bob's batch goes in a beacon");
+    for d in &out {
+        p.on_dispatch_result(d.id, Outcome::Delivered, 1.0);
+    }
+    // The page stayed: a1 is retried first, then a2, in order; nothing is lost.
+    let wake = p.poll_timeout().unwrap();
+    p.handle_timeout(wake);
+    let retry = drain(&mut p, wake);
+    assert_eq!(retry.len(), 1);
+    assert_eq!(uuids(&retry[0].body), ["a1"]);
+    p.on_dispatch_result(retry[0].id, Outcome::Delivered, wake);
+    let next = drain(&mut p, wake);
+    assert_eq!(uuids(&next[0].body), ["a2"]);
+    p.on_dispatch_result(next[0].id, Outcome::Delivered, wake);
+    assert_eq!(p.stats().dispatched, 3);
+    assert!(p.is_idle());
+
+    // Behind a `Retry-After` pause, a batch of another visitor that was never sent
+    // stays too: its collector asked for a pause.
+    let mut p = processor(1);
+    p.process(&impression(&c, "alice", "a1"), 0.0).unwrap();
+    let a1 = drain(&mut p, 0.0);
+    p.on_dispatch_result(a1[0].id, retry_after(503, 60_000.0), 0.0);
+    p.process(&impression(&c, "bob", "b1"), 1.0).unwrap();
+    assert!(common::unload(&mut p, 4000).is_empty());
+    assert_eq!(p.stats().in_flight, 2, "both kept, unsettled");
+}

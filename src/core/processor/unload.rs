@@ -1,8 +1,9 @@
 //! Draining for a page that is going away.
 //!
 //! Owns [`Processor::drain_for_unload`]: re-chunking every batch that may go into
-//! bodies small enough for a beacon. Must not touch batches in flight or that failed
-//! before, and must not decide how a beacon is sent (that is the wasm layer).
+//! bodies small enough for a beacon. Must not touch batches in flight, that failed
+//! before or that wait behind either (per visitor or a paused endpoint), and must not
+//! decide how a beacon is sent (that is the wasm layer).
 
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -14,21 +15,28 @@ use crate::core::wire::{BatchContext, BODY_TAIL};
 
 impl Processor {
     /// The page is going away: seals everything pending and hands out every batch
-    /// that is neither in flight nor failed before, at once, re-chunked into bodies of
-    /// at most `max_body` bytes, for a beacon or a `keepalive` request. Order and
-    /// backoff are ignored: there is no later.
+    /// that would go now without waiting (see [`Processor::moving_ids`]), at once,
+    /// re-chunked into bodies of at most `max_body` bytes, for a beacon or a
+    /// `keepalive` request. The order between visitors and the pacing are not kept:
+    /// there is no later.
     ///
     /// Kept as they are: batches in flight (sending them again would duplicate them
     /// whenever the page survives, as on a tab switch; persisted, a page that really
     /// unloads leaves them to the next page), batches that failed before (a beacon is
-    /// fire-and-forget, so a collector that is down would lose them) and events too
-    /// large for `max_body` alone.
+    /// fire-and-forget, so a collector that is down would lose them), batches stalled
+    /// behind those for one of their visitors or behind a `Retry-After` pause (never
+    /// sent, but their collector is failing too, and sending them would put a visitor's
+    /// later events before earlier ones) and events too large for `max_body` alone.
     pub fn drain_for_unload(&mut self, max_body: usize) -> Vec<Dispatch> {
         self.flush();
-        let (kept, batches): (VecDeque<Batch>, VecDeque<Batch>) = self
-            .batches
-            .drain(..)
-            .partition(|b| b.failed_before || matches!(b.state, State::InFlight(_)));
+        // No clock here: at `-inf`, every `Retry-After` pause that `handle_timeout` has
+        // not cleared yet still counts. Erring that way only keeps a batch that could
+        // have gone, which is safe; an endpoint is never unpaused early.
+        let moving = self.moving_ids(f64::NEG_INFINITY);
+        let (kept, batches): (VecDeque<Batch>, VecDeque<Batch>) =
+            self.batches.drain(..).partition(|b| {
+                b.failed_before || matches!(b.state, State::InFlight(_)) || !moving.contains(&b.id)
+            });
         self.held_events = kept.iter().map(Batch::events).sum();
         self.held_bytes = kept.iter().flat_map(|b| &b.records).map(|r| r.bytes).sum();
         self.batches = kept;
