@@ -153,9 +153,9 @@ impl BatchEventProcessor {
         let processor = BatchEventProcessor::with(options, store);
         let inner = &processor.inner;
         if flush_on_hide {
-            inner.watch(watch_page, |inner| inner.on_page_hide());
+            inner.watch(watch_page, |inner, what| inner.on_page_event(&what));
         }
-        inner.watch(watch_online, |inner| inner.pump());
+        inner.watch(watch_online, |inner, _| inner.pump());
         inner.recover();
         Ok(processor)
     }

@@ -1,6 +1,7 @@
 //! The browser lifecycle of a processor: the page being hidden or left (send what is
 //! queued in beacon-sized bodies), `online` / `offline`, persisting unconfirmed batches
-//! to storage and recovering those a closed page left behind.
+//! to storage, keeping the tab's alive mark while it holds them (left only when the page
+//! is left, never when merely hidden) and recovering those a closed page left behind.
 //!
 //! Owns: the glue's page, network and storage bindings and what the processor does on
 //! those events. Must not: run in Node or Workers beyond the glue's no-op answers
@@ -19,7 +20,7 @@ use crate::core::Outcome;
 #[wasm_bindgen(module = "/src/wasm/js/page.js")]
 extern "C" {
     #[wasm_bindgen(js_name = watchPage)]
-    pub(super) fn watch_page(on_hide: &Function) -> JsValue;
+    pub(super) fn watch_page(on_change: &Function) -> JsValue;
     #[wasm_bindgen(js_name = sendBeacon)]
     fn send_beacon(url: &str, body: &Uint8Array) -> bool;
     pub(super) fn keepalive(url: &str, body: &JsValue) -> Promise;
@@ -47,6 +48,10 @@ extern "C" {
     fn recover(this: &BatchStore, take: &Function, stale_ms: f64) -> Promise;
     #[wasm_bindgen(method)]
     fn beat(this: &BatchStore);
+    #[wasm_bindgen(method, js_name = keepAlive)]
+    fn keep_alive(this: &BatchStore, ahead_ms: f64, stale_ms: f64);
+    #[wasm_bindgen(method)]
+    fn back(this: &BatchStore);
     #[wasm_bindgen(method)]
     pub(super) fn leave(this: &BatchStore);
     #[wasm_bindgen(method, getter)]
@@ -56,19 +61,41 @@ extern "C" {
 /// A page whose alive mark is older than this is gone: its batches may be recovered.
 const STALE_TAB_MS: f64 = 30_000.0;
 
+/// Longest wait announced to other tabs in the alive mark (a `Retry-After` wait is
+/// capped at 5 minutes too): a tab that crashed meanwhile is recovered this late.
+const MAX_AHEAD_MS: f64 = 300_000.0;
+
 /// Largest body sent while the page goes away: beacons and keepalive requests are
 /// capped at 64 KiB.
 const UNLOAD_BODY_BYTES: usize = 64_000;
 
 impl Inner {
-    /// The page is being hidden or left: send everything now, in bodies a beacon takes.
-    /// The processor goes on working if the page stays or comes back.
-    pub(super) fn on_page_hide(self: &Rc<Self>) {
+    /// A page event from the glue's `watchPage`: `"hidden"`, `"left"` or `"shown"`.
+    pub(super) fn on_page_event(self: &Rc<Self>, what: &JsValue) {
+        match what.as_string().as_deref() {
+            Some("shown") => {
+                // Back from the back/forward cache (or visible again): alive again.
+                if let Some(store) = self.store.as_ref().filter(|_| !self.stopped.get()) {
+                    store.back();
+                }
+            }
+            Some("left") => self.on_page_hide(true),
+            _ => self.on_page_hide(false),
+        }
+    }
+
+    /// The page is being hidden or, when `left`, left: send everything now, in bodies
+    /// a beacon takes. The processor goes on working if the page stays or comes back.
+    /// Only a page being left gives up its alive mark, so that another tab may recover
+    /// what it stored: a hidden tab still holds and retries its batches, and another
+    /// tab taking them too would send their events twice.
+    pub(super) fn on_page_hide(self: &Rc<Self>, left: bool) {
+        let store = self.store.as_ref().filter(|_| left);
         if is_offline() {
             // Nothing can go now: keep everything for the next page (or for `online`).
             self.core.borrow_mut().flush();
             self.persist();
-            if let Some(store) = &self.store {
+            if let Some(store) = store {
                 store.leave();
             }
             return;
@@ -98,7 +125,7 @@ impl Inner {
         }
         // What is left is stored before it is sent, and old batches are forgotten.
         self.persist();
-        if let Some(store) = &self.store {
+        if let Some(store) = store {
             store.leave();
         }
         for batch in rest {
@@ -109,15 +136,16 @@ impl Inner {
 
     /// Subscribes `on_event` through a glue `watch*` function whose remover is kept
     /// for `close()`; nothing happens where the glue finds nothing to watch.
+    /// `on_event` gets the callback's first argument (undefined if none).
     pub(super) fn watch(
         self: &Rc<Self>,
         subscribe: fn(&Function) -> JsValue,
-        on_event: fn(&Rc<Inner>),
+        on_event: fn(&Rc<Inner>, JsValue),
     ) {
         let weak = Rc::downgrade(self);
-        let callback = Closure::<dyn Fn()>::new(move || {
+        let callback = Closure::<dyn Fn(JsValue)>::new(move |arg: JsValue| {
             if let Some(inner) = weak.upgrade() {
-                on_event(&inner);
+                on_event(&inner, arg);
             }
         });
         if let Ok(unwatch) = subscribe(callback.as_ref().unchecked_ref()).dyn_into::<Function>() {
@@ -128,9 +156,26 @@ impl Inner {
     }
 
     /// Mirrors the core's unsettled batches into the store: new ones are written
-    /// (before they are sent), settled or replaced ones removed.
+    /// (before they are sent), settled or replaced ones removed; and keeps the tab's
+    /// alive mark fresh while it holds some.
     pub(super) fn persist(&self) {
         let Some(store) = &self.store else { return };
+        self.mirror(store);
+        // Runs on every pump: one clock read and a comparison in the glue, which
+        // writes the mark only when it would go stale before the next wake-up.
+        if !self.stored.borrow().is_empty() {
+            let next = self.core.borrow().poll_timeout();
+            let ahead = match next {
+                Some(t) => t - now(),
+                // Only sends in flight (or offline): the next pump comes when one
+                // settles, by its dispatch timeout (plus the core's stale check).
+                None => f64::from(self.dispatch_timeout_ms) + 5_000.0,
+            };
+            store.keep_alive(ahead.clamp(0.0, MAX_AHEAD_MS), STALE_TAB_MS);
+        }
+    }
+
+    fn mirror(&self, store: &BatchStore) {
         // Runs on every pump: nothing to compare while no batch came or went.
         let version = self.core.borrow().batches_version();
         if self.stored_version.replace(Some(version)) == Some(version) {

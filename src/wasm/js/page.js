@@ -4,24 +4,28 @@
 // batches (storage.js), build bodies, or hold processor state.
 
 /**
- * Browsers only (detected at run time): calls `onHide` when the page is hidden or
- * being left (`visibilitychange` to hidden, `pagehide`). Returns a function that
- * removes the listeners, or undefined where there is no page. No `unload` listener:
- * it would keep the page out of the back/forward cache.
+ * Browsers only (detected at run time): calls `onChange(what)` with `'hidden'` when the
+ * page is hidden (`visibilitychange`: a tab switch, a minimized window; the page may
+ * stay), `'left'` when it is being left (`pagehide`) and `'shown'` when it is visible
+ * or shown again (`visibilitychange`, `pageshow`, as after the back/forward cache).
+ * Returns a function that removes the listeners, or undefined where there is no page.
+ * No `unload` listener: it would keep the page out of the back/forward cache.
  */
-export function watchPage(onHide) {
+export function watchPage(onChange) {
   const doc = globalThis.document;
   if (!doc || typeof doc.addEventListener !== 'function' || typeof globalThis.addEventListener !== 'function') {
     return undefined;
   }
-  const onVisibility = () => {
-    if (doc.visibilityState === 'hidden') onHide();
-  };
+  const onVisibility = () => onChange(doc.visibilityState === 'hidden' ? 'hidden' : 'shown');
+  const onPageHide = () => onChange('left');
+  const onPageShow = () => onChange('shown');
   doc.addEventListener('visibilitychange', onVisibility);
-  globalThis.addEventListener('pagehide', onHide);
+  globalThis.addEventListener('pagehide', onPageHide);
+  globalThis.addEventListener('pageshow', onPageShow);
   return () => {
     doc.removeEventListener('visibilitychange', onVisibility);
-    globalThis.removeEventListener('pagehide', onHide);
+    globalThis.removeEventListener('pagehide', onPageHide);
+    globalThis.removeEventListener('pageshow', onPageShow);
   };
 }
 

@@ -3,6 +3,12 @@
 // decide when to persist (the Rust side does); never throw on a storage failure.
 
 const STORE_PREFIX = 'bep:v1:';
+/**
+ * `keepAlive` writes the alive mark when it would otherwise be older than the stale
+ * limit less this much by the tab's next wake-up: every ~10 s of a 30 s limit while a
+ * tab keeps pumping, never on most pumps.
+ */
+const KEEP_ALIVE_MARGIN_MS = 20_000;
 
 /**
  * Where unconfirmed batches are kept across reloads: `localStorage` by default in
@@ -19,20 +25,52 @@ export class BatchStore {
     this.bytes = 0;
     this.sizes = new Map();
     this.tab = Math.random().toString(36).slice(2);
+    /** Set by `leave()` until `back()`: no alive mark is written meanwhile. */
+    this.left = false;
+    /** The last alive mark written (ms since the epoch; may lie ahead, see `keepAlive`). */
+    this.mark = 0;
     this.beat();
   }
 
-  /** Marks this tab alive: its batches are not recovered by other tabs. */
-  beat() {
+  /**
+   * Marks this tab alive (until `at`, now by default): its batches are not recovered by
+   * other tabs. Nothing once the page was left (`leave()`), until `back()`.
+   */
+  beat(at = Date.now()) {
+    if (this.left) return;
+    this.mark = at;
     try {
-      this.storage.setItem(`${STORE_PREFIX}alive:${this.tab}`, String(Date.now()));
+      this.storage.setItem(`${STORE_PREFIX}alive:${this.tab}`, String(at));
     } catch {
       this.errors++;
     }
   }
 
-  /** This page is going away: its unconfirmed batches may be recovered at once. */
+  /**
+   * Called on every pump while this tab holds batches it still sends or retries: keeps
+   * its alive mark from going stale (older than `staleMs`) before the tab's next
+   * wake-up, at most `aheadMs` away, so that no other tab takes batches this one still
+   * retries. Writes to storage only when the mark would go stale by then (about every
+   * 10 s while pumping often; once per wake-up across long retry waits): cheap.
+   */
+  keepAlive(aheadMs, staleMs) {
+    const now = Date.now();
+    if (this.left || this.mark + staleMs >= now + aheadMs + KEEP_ALIVE_MARGIN_MS) return;
+    this.beat(now + aheadMs);
+  }
+
+  /** The page is shown again after `leave()` (back/forward cache): alive again. */
+  back() {
+    this.left = false;
+    this.beat();
+  }
+
+  /**
+   * This page is being left (or closed): its unconfirmed batches may be recovered at
+   * once. Not for a page merely hidden: it still holds and retries its batches.
+   */
   leave() {
+    this.left = true;
     try {
       this.storage.removeItem(`${STORE_PREFIX}alive:${this.tab}`);
     } catch {
