@@ -17,19 +17,19 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { build, createLogger } from 'vite';
 import { startCollector } from '../support/collector.mjs';
+import { mountedFile, TYPES, CHROMIUM, CHROMIUM_ARGS } from './support/app-server.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const target = path.join(root, 'target');
 const installed = path.join(target, 'consumer', 'node_modules', 'batch-event-processor');
 const viteApp = path.join(target, 'vite-app');
 const plainApp = path.join(target, 'plain-app');
-const CHROMIUM = '/usr/bin/chromium';
 
 // ---------------------------------------------------------------------------------------
 // The app, shared by both pages: everything it observes ends up in #result as JSON.
@@ -97,12 +97,7 @@ const RESULT_HTML = '<pre id="result"></pre>';
 // ---------------------------------------------------------------------------------------
 // A static HTTP server on 127.0.0.1: `mounts` maps URL prefixes to directories.
 const MIME = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.json': 'application/json',
-  '.wasm': 'application/wasm',
-  '.css': 'text/css',
+  ...TYPES,
   '.svg': 'image/svg+xml',
   '.ts': 'text/plain',
 };
@@ -113,16 +108,7 @@ async function serveStatic(mounts) {
     const pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     const entry = { method: req.method, path: pathname, status: 404, type: undefined };
     log.push(entry);
-    const mount = Object.keys(mounts)
-      .sort((a, b) => b.length - a.length)
-      .find((prefix) => pathname.startsWith(prefix));
-    let file;
-    if (mount !== undefined) {
-      const dir = mounts[mount];
-      file = path.join(dir, pathname.slice(mount.length));
-      if (!file.startsWith(dir)) file = undefined; // no escaping the mount
-      else if (existsSync(file) && statSync(file).isDirectory()) file = path.join(file, 'index.html');
-    }
+    const file = mountedFile(mounts, pathname);
     if (!file || !existsSync(file) || req.method !== 'GET') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
       return;
@@ -153,10 +139,7 @@ before(async () => {
     execFileSync(process.execPath, [path.join(root, 'tests/support/install-package.mjs')], { stdio: 'inherit' });
   }
   collector = await startCollector();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
 });
 
 after(async () => {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { startFaultyCollector } from '../support/faulty-collector.mjs';
 import { startStaticServer } from '../support/static-server.mjs';
+import { CHROMIUM, CHROMIUM_ARGS } from './support/app-server.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const pkgDir = path.join(root, 'target/consumer/node_modules/batch-event-processor');
@@ -39,10 +40,7 @@ window.ready = true;
 </script>`,
     },
   });
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
 });
 
 after(async () => {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { startCollector } from '../support/collector.mjs';
 import { startStaticServer } from '../support/static-server.mjs';
+import { CHROMIUM, CHROMIUM_ARGS } from './support/app-server.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const pkgDir = path.join(root, 'target/consumer/node_modules/batch-event-processor');
@@ -41,10 +42,7 @@ window.ready = true;
 before(async () => {
   collector = await startCollector({ status: () => (down ? 503 : 200) });
   site = await startStaticServer({ routes: { '/pkg/': pkgDir }, pages: { '/app.html': APP } });
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
 });
 
 after(async () => {

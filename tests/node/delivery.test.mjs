@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startFaultyCollector } from '../support/faulty-collector.mjs';
+import { plainImpression } from '../support/events.mjs';
 import { BatchEventProcessor } from '../../target/consumer/esm.mjs';
 
 const ESM = fileURLToPath(new URL('../../target/consumer/esm.mjs', import.meta.url));
@@ -23,24 +24,9 @@ async function collector(opts) {
 }
 
 let seq = 0;
-const CONTEXT = { accountId: '12345', projectId: '678', revision: '9', clientName: 'node-sdk', clientVersion: '6.0.0', anonymizeIP: true, botFiltering: false };
 function impression(overrides = {}) {
   seq += 1;
-  return {
-    type: 'impression',
-    uuid: `delivery-${seq}`,
-    timestamp: 1700000000000 + seq,
-    context: { ...CONTEXT },
-    user: { id: `visitor-${seq}`, attributes: [] },
-    layer: { id: '1' },
-    experiment: { id: '2', key: 'exp' },
-    variation: { id: '3', key: 'on' },
-    ruleKey: 'exp',
-    flagKey: 'flag',
-    ruleType: 'feature-test',
-    enabled: true,
-    ...overrides,
-  };
+  return plainImpression(seq, { uuid: `delivery-${seq}`, ...overrides });
 }
 
 /** accepted = dispatched + failed + queued + inFlight */

@@ -19,6 +19,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import * as esm from '../../target/consumer/esm.mjs';
 import { makeEvents, edgeCaseEvents, groupByContext, contextKey } from '../support/events.mjs';
+import { sdkProcessor, sdkBatches } from '../support/sdk-reference.mjs';
 
 const require = createRequire(import.meta.url);
 const sdk = require('@optimizely/optimizely-sdk');
@@ -31,31 +32,7 @@ const HOUR = 3_600_000;
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 // ---------------------------------------------------------------- the two builders
-
-/** SDK 6's own BatchEventProcessor (not the opaque wrapper). */
-function sdkProcessor(batchSize, onDispatch) {
-  const opaque = sdk.createBatchEventProcessor({
-    eventDispatcher: { dispatchEvent: async (logEvent) => (onDispatch(logEvent), { statusCode: 200 }) },
-    batchSize,
-    flushInterval: HOUR,
-  });
-  const [symbol] = Object.getOwnPropertySymbols(opaque);
-  const processor = opaque[symbol];
-  assert.equal(typeof processor?.process, 'function', 'SDK 6 processor could not be taken out of its wrapper');
-  return { opaque, processor };
-}
-
-/** The LogEvents SDK 6 sends for `events`, processed in order with `batchSize`. */
-async function sdkBatches(events, batchSize) {
-  const out = [];
-  const { processor } = sdkProcessor(batchSize, (logEvent) => out.push(logEvent));
-  processor.start();
-  for (const e of events) await processor.process(e);
-  await processor.flush();
-  processor.stop();
-  await processor.onTerminated();
-  return out.map((l) => ({ url: l.url, httpVerb: l.httpVerb, params: l.params }));
-}
+// SDK 6: sdkProcessor / sdkBatches from ../support/sdk-reference.mjs; ours:
 
 /** The LogEvents our package sends for `events`, processed in order with `batchSize`. */
 async function ourBatches(events, batchSize, { BatchEventProcessor } = esm) {

@@ -4,6 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { startCollector } from '../support/collector.mjs';
+import { plainImpression, PLAIN_CONTEXT as CONTEXT } from '../support/events.mjs';
 import { BatchEventProcessor } from '../../target/consumer/esm.mjs';
 
 const require = createRequire(import.meta.url);
@@ -11,25 +12,10 @@ const collector = await startCollector();
 after(() => collector.close());
 
 let seq = 0;
-const CONTEXT = { accountId: '12345', projectId: '678', revision: '9', clientName: 'node-sdk', clientVersion: '6.0.0', anonymizeIP: true, botFiltering: false };
 
 function impression(overrides = {}) {
-  const uuid = `imp-${++seq}`;
-  return {
-    type: 'impression',
-    uuid,
-    timestamp: 1700000000000 + seq,
-    context: { ...CONTEXT },
-    user: { id: `visitor-${seq % 7}`, attributes: [{ entityId: '101', key: 'plan', value: 'pro' }] },
-    layer: { id: '1' },
-    experiment: { id: '2', key: 'exp' },
-    variation: { id: '3', key: 'on' },
-    ruleKey: 'exp',
-    flagKey: 'flag',
-    ruleType: 'feature-test',
-    enabled: true,
-    ...overrides,
-  };
+  seq += 1;
+  return plainImpression(seq, { user: { id: `visitor-${seq % 7}`, attributes: [{ entityId: '101', key: 'plan', value: 'pro' }] }, ...overrides });
 }
 
 function conversion(overrides = {}) {

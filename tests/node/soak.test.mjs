@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startFaultyCollector } from '../support/faulty-collector.mjs';
-import { makeEvents, contextKey } from '../support/events.mjs';
+import { makeEvents, contextKey, plainImpression } from '../support/events.mjs';
 import { BatchEventProcessor, wasmMemory } from '../../target/consumer/esm.mjs';
 
 const US_ENDPOINT = 'https://logx.optimizely.com/v1/events';
@@ -33,20 +33,12 @@ function wireKeys(record) {
 
 /** Events of one context whose bodies all have the same size (only the uuid digits differ). */
 function uniformEvents(n, prefix) {
-  return Array.from({ length: n }, (_, i) => ({
-    type: 'impression',
-    uuid: `${prefix}-${String(i).padStart(6, '0')}`,
-    timestamp: 1700000000000 + i,
-    context: { accountId: '12345', projectId: '678', revision: '9', clientName: 'node-sdk', clientVersion: '6.0.0', anonymizeIP: true, botFiltering: false },
-    user: { id: `visitor-${String(i).padStart(6, '0')}`, attributes: [{ entityId: '101', key: 'plan', value: 'pro' }] },
-    layer: { id: '1' },
-    experiment: { id: '2', key: 'exp' },
-    variation: { id: '3', key: 'on' },
-    ruleKey: 'exp',
-    flagKey: 'flag',
-    ruleType: 'feature-test',
-    enabled: true,
-  }));
+  return Array.from({ length: n }, (_, i) =>
+    plainImpression(i, {
+      uuid: `${prefix}-${String(i).padStart(6, '0')}`,
+      user: { id: `visitor-${String(i).padStart(6, '0')}`, attributes: [{ entityId: '101', key: 'plan', value: 'pro' }] },
+    }),
+  );
 }
 
 test('soak: 100 000 events through the fetch dispatcher against a collector failing 30 % of requests lose nothing', { timeout: 120_000 }, async () => {

@@ -5,6 +5,7 @@
 //   edgeCaseEvents()         a fixed, named list covering every corner of the wire format
 //   contextKey(event)        the key under which the SDK keeps events in one batch
 //   groupByContext(events)   events split into single-context groups, order kept
+//   plainImpression(n, o)    one small impression of PLAIN_CONTEXT, number n, fields `o` replaced
 //
 // Every event has `uuid` and `timestamp` set, so two builders given the same event must
 // produce the same bytes.
@@ -17,6 +18,31 @@ export const CONTEXTS = Object.freeze([
   { accountId: '8224961457', projectId: '20410805626', revision: '7', clientName: 'react-sdk', clientVersion: '3.2.3', anonymizeIP: false },
   { accountId: '4679942324', projectId: '4679942324', revision: '99', clientName: 'javascript-sdk/custom', clientVersion: '5.3.4', anonymizeIP: true, botFiltering: true, region: 'EU' },
 ].map((c) => Object.freeze(c)));
+
+/** The one context of `plainImpression`: small ids, one batch for every such event. */
+export const PLAIN_CONTEXT = Object.freeze({ accountId: '12345', projectId: '678', revision: '9', clientName: 'node-sdk', clientVersion: '6.0.0', anonymizeIP: true, botFiltering: false });
+
+/**
+ * A small impression of PLAIN_CONTEXT: uuid `imp-<n>`, timestamp 1700000000000 + n, user
+ * `visitor-<n>` with no attributes; `overrides` replace whole top-level fields.
+ */
+export function plainImpression(n, overrides = {}) {
+  return {
+    type: 'impression',
+    uuid: `imp-${n}`,
+    timestamp: 1700000000000 + n,
+    context: { ...PLAIN_CONTEXT },
+    user: { id: `visitor-${n}`, attributes: [] },
+    layer: { id: '1' },
+    experiment: { id: '2', key: 'exp' },
+    variation: { id: '3', key: 'on' },
+    ruleKey: 'exp',
+    flagKey: 'flag',
+    ruleType: 'feature-test',
+    enabled: true,
+    ...overrides,
+  };
+}
 
 /** mulberry32: a small, fast, deterministic PRNG returning floats in [0, 1). */
 export function prng(seed) {

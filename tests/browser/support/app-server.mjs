@@ -9,7 +9,8 @@ import zlib from 'node:zlib';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 
-const TYPES = {
+/** Content types by file extension, for the files a built app is made of. */
+export const TYPES = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
   '.mjs': 'text/javascript; charset=utf-8',
@@ -17,6 +18,21 @@ const TYPES = {
   '.wasm': 'application/wasm',
   '.css': 'text/css',
 };
+
+/**
+ * The file `pathname` names under `mounts` ({ urlPrefix: dir }; the longest prefix wins, a
+ * directory means its index.html), or undefined when no mount holds it or it escapes its mount.
+ */
+export function mountedFile(mounts, pathname) {
+  const mount = Object.keys(mounts)
+    .sort((a, b) => b.length - a.length)
+    .find((prefix) => pathname.startsWith(prefix));
+  if (mount === undefined) return undefined;
+  const dir = mounts[mount];
+  const file = path.join(dir, pathname.slice(mount.length));
+  if (!file.startsWith(dir)) return undefined; // no escaping the mount
+  return existsSync(file) && statSync(file).isDirectory() ? path.join(file, 'index.html') : file;
+}
 
 /**
  * Serves `mounts` ({ urlPrefix: dir }; the longest prefix wins, `/` maps to index.html).
@@ -32,16 +48,7 @@ export async function serveApp(mounts, wasm = {}, htmlHeaders = {}) {
     const pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     const entry = { method: req.method, path: pathname, status: 404, at: Date.now() };
     log.push(entry);
-    const mount = Object.keys(mounts)
-      .sort((a, b) => b.length - a.length)
-      .find((prefix) => pathname.startsWith(prefix));
-    let file;
-    if (mount !== undefined) {
-      const dir = mounts[mount];
-      file = path.join(dir, pathname.slice(mount.length));
-      if (!file.startsWith(dir)) file = undefined;
-      else if (existsSync(file) && statSync(file).isDirectory()) file = path.join(file, 'index.html');
-    }
+    const file = mountedFile(mounts, pathname);
     const isWasm = pathname.endsWith('.wasm');
     let timer;
     const send = () => {
