@@ -5,6 +5,7 @@
 // (`WebAssembly.compileStreaming`, or from an `arrayBuffer` when the server does not
 // send `application/wasm`). Must not: wait at the top level, touch the processor's
 // state, or throw from anything but `init()` misuse.
+import { closeOnFree } from './close-on-free.js';
 
 /** Why the load failed, as a sentence that says what to do. */
 function loadError(what, cause) {
@@ -71,6 +72,7 @@ function start() {
   Promise.all([glueModule, compiled])
     .then(async ([m, module]) => {
       await m.default({ module_or_path: module });
+      closeOnFree(m.BatchEventProcessor);
       glue = m;
     })
     .then(

@@ -2,8 +2,10 @@
 // from the package directory and instantiated synchronously, so no init step is needed
 // and `ready` is already resolved.
 import { readFileSync } from 'node:fs';
-import { initSync } from './dist/bep.js';
+import { initSync, BatchEventProcessor } from './dist/bep.js';
+import { closeOnFree } from './close-on-free.js';
 
+closeOnFree(BatchEventProcessor);
 initSync({ module: readFileSync(new URL('./dist/bep_bg.wasm', import.meta.url)) });
 
 /** Already resolved: the module was instantiated when this entry was imported. */

@@ -3,8 +3,10 @@
 // instantiated from it, synchronously: `ready` is already resolved. This file must not
 // touch import.meta.url.
 import wasm from './dist/bep_bg.wasm';
-import { initSync } from './dist/bep.js';
+import { initSync, BatchEventProcessor } from './dist/bep.js';
+import { closeOnFree } from './close-on-free.js';
 
+closeOnFree(BatchEventProcessor);
 initSync({ module: wasm });
 
 /** Already resolved: the module was instantiated when this entry was imported. */

@@ -102,38 +102,6 @@ impl BatchEventProcessor {
     }
 }
 
-#[wasm_bindgen(inline_js = r#"
-export function closeOnFree(placeholder) {
-  const proto = Object.getPrototypeOf(placeholder);
-  proto.free.call(placeholder);
-  function free() {
-    this.close();
-  }
-  proto.free = free;
-  if (Symbol.dispose) proto[Symbol.dispose] = free;
-}
-"#)]
-extern "C" {
-    #[wasm_bindgen(js_name = closeOnFree)]
-    fn close_on_free(placeholder: JsValue);
-}
-
-/// Makes `free()` and `[Symbol.dispose]()` start `close()` instead of freeing the
-/// processor (DESIGN.md §3, Lifetime), once, when the module is instantiated.
-///
-/// wasm-bindgen defines both on the class to free its Rust value at once, queue and
-/// all, and leaves a handle on which `close()` throws "null pointer passed to rust".
-/// They are replaced on the class's prototype, which is reached through a placeholder
-/// processor made for this and freed by the original `free`. The memory of a closed
-/// processor is released once it is settled and unreachable (its `FinalizationRegistry`
-/// entry stays).
-#[wasm_bindgen(start, skip_typescript)]
-fn install_close_on_free() {
-    if let Ok(options) = Options::parse(&JsValue::UNDEFINED) {
-        close_on_free(BatchEventProcessor::with(options, None).into());
-    }
-}
-
 #[wasm_bindgen]
 impl BatchEventProcessor {
     /// Creates a processor. Throws a `TypeError` naming the option that breaks a rule.
