@@ -31,12 +31,42 @@ impl Error {
     pub fn in_event(self, index: usize) -> Error {
         match self {
             Error::InvalidEvent { field, rule, got } => Error::InvalidEvent {
-                field: format!("events[{index}].{field}"),
+                field: {
+                    let mut f = String::with_capacity(field.len() + 12);
+                    f.push_str("events[");
+                    push_uint(&mut f, index as u64);
+                    f.push_str("].");
+                    f.push_str(&field);
+                    f
+                },
                 rule,
                 got,
             },
             other => other,
         }
+    }
+
+    /// The message of the error, as [`Display`](fmt::Display) writes it, built without
+    /// `core::fmt` (the wasm layer uses this: formatting machinery costs kilobytes of
+    /// wasm).
+    pub fn message(&self) -> String {
+        let mut m = String::new();
+        match self {
+            Error::InvalidEvent { field, rule, got } => {
+                for part in [field.as_str(), " must be ", rule, ", got ", got.as_str()] {
+                    m.push_str(part);
+                }
+            }
+            Error::EventTooLarge { bytes, max } => {
+                m.push_str("event must fit in maxPayloadBytes (");
+                push_uint(&mut m, *max as u64);
+                m.push_str(" bytes) as a batch of one, got ");
+                push_uint(&mut m, *bytes as u64);
+                m.push_str(" bytes");
+            }
+            Error::Closed => m.push_str("the processor is closed: process() after close()"),
+        }
+        m
     }
 
     /// `true` for errors caused by the caller's input (a JS `TypeError`).
@@ -47,17 +77,64 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::InvalidEvent { field, rule, got } => {
-                write!(f, "{field} must be {rule}, got {got}")
-            }
-            Error::EventTooLarge { bytes, max } => write!(
-                f,
-                "event must fit in maxPayloadBytes ({max} bytes) as a batch of one, got {bytes} bytes"
-            ),
-            Error::Closed => f.write_str("the processor is closed: process() after close()"),
+        f.write_str(&self.message())
+    }
+}
+
+/// Appends the decimal digits of `n` to `out`: messages with numbers in them, without
+/// `core::fmt` (see [`Error::message`]).
+pub fn push_uint(out: &mut String, n: u64) {
+    let mut div = 1;
+    while n / div >= 10 {
+        div *= 10;
+    }
+    loop {
+        out.push(char::from(b'0' + (n / div % 10) as u8));
+        if div == 1 {
+            break;
         }
+        div /= 10;
     }
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_uint_writes_decimal_digits() {
+        for n in [0, 7, 9, 10, 99, 100, 1_234_567_890, u64::MAX - 1, u64::MAX] {
+            let mut s = String::from("x");
+            push_uint(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
+    }
+
+    #[test]
+    fn messages_read_as_before() {
+        let e = Error::InvalidEvent {
+            field: "user.id".into(),
+            rule: "a string",
+            got: "42".into(),
+        };
+        assert_eq!(e.message(), "user.id must be a string, got 42");
+        assert_eq!(
+            e.in_event(12).to_string(),
+            "events[12].user.id must be a string, got 42"
+        );
+        let e = Error::EventTooLarge {
+            bytes: 70_001,
+            max: 65_536,
+        };
+        assert_eq!(
+            e.message(),
+            "event must fit in maxPayloadBytes (65536 bytes) as a batch of one, got 70001 bytes"
+        );
+        assert_eq!(
+            Error::Closed.to_string(),
+            "the processor is closed: process() after close()"
+        );
+    }
+}

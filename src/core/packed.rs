@@ -14,7 +14,7 @@
 //! the parts the processor keeps: the raw context and the data fields, which are
 //! stored as they are and rendered to the wire format only at flush time.
 
-use super::error::Error;
+use super::error::{push_uint, Error};
 
 /// Separates the fields of a packed event.
 pub const SEP: char = '\u{1}';
@@ -398,7 +398,12 @@ pub fn parse_after<'a>(s: &'a str, known_valid: Option<&str>) -> Result<Parsed<'
         return Err(Error::InvalidEvent {
             field: "event".to_string(),
             rule: "a packed event with the right number of fields",
-            got: format!("{n} fields"),
+            got: {
+                let mut got = String::new();
+                push_uint(&mut got, n as u64);
+                got.push_str(" fields");
+                got
+            },
         });
     }
     let context_end = f[..ctx::COUNT].iter().map(|x| x.len() + 1).sum::<usize>() - 1;
@@ -466,11 +471,11 @@ fn check_attributes(field: &str) -> Result<(), Error> {
             _ => ("value", Rule::AttributeValue),
         };
         if !rule.allows(Token::of(token)) {
-            return Err(invalid(
-                &format!("user.attributes[{}].{name}", i / 3),
-                rule.describe(),
-                token,
-            ));
+            let mut field = String::from("user.attributes[");
+            push_uint(&mut field, (i / 3) as u64);
+            field.push_str("].");
+            field.push_str(name);
+            return Err(invalid(&field, rule.describe(), token));
         }
     }
     if count % 3 != 0 {

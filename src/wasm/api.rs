@@ -37,30 +37,33 @@ pub struct BatchEventProcessor {
     pub(super) inner: Rc<Inner>,
 }
 
+/// `stats()` as a JS object. The counters cross as `f64` (exact up to 2^53, far beyond
+/// any count): serde-wasm-bindgen's `u64`/`usize` path formats an error message for
+/// larger values, which would pull `core::fmt` into the wasm.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct JsStats {
-    queued: usize,
-    in_flight: usize,
-    dispatched: u64,
-    batches: u64,
-    retried: u64,
-    failed: u64,
-    dropped: u64,
-    bytes_sent: u64,
+    queued: f64,
+    in_flight: f64,
+    dispatched: f64,
+    batches: f64,
+    retried: f64,
+    failed: f64,
+    dropped: f64,
+    bytes_sent: f64,
 }
 
 impl From<Stats> for JsStats {
     fn from(s: Stats) -> Self {
         JsStats {
-            queued: s.queued,
-            in_flight: s.in_flight,
-            dispatched: s.dispatched,
-            batches: s.batches,
-            retried: s.retried,
-            failed: s.failed,
-            dropped: s.dropped,
-            bytes_sent: s.bytes_sent,
+            queued: s.queued as f64,
+            in_flight: s.in_flight as f64,
+            dispatched: s.dispatched as f64,
+            batches: s.batches as f64,
+            retried: s.retried as f64,
+            failed: s.failed as f64,
+            dropped: s.dropped as f64,
+            bytes_sent: s.bytes_sent as f64,
         }
     }
 }

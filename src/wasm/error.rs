@@ -22,8 +22,9 @@ impl From<core::Error> for Error {
 impl From<Error> for JsValue {
     fn from(e: Error) -> JsValue {
         match e {
-            Error::Core(e) if e.is_input_error() => js_sys::TypeError::new(&e.to_string()).into(),
-            Error::Core(e) => js_sys::Error::new(&e.to_string()).into(),
+            // `message()`, not `to_string()`: no `core::fmt` in the wasm.
+            Error::Core(e) if e.is_input_error() => js_sys::TypeError::new(&e.message()).into(),
+            Error::Core(e) => js_sys::Error::new(&e.message()).into(),
             Error::Js(v) => v,
         }
     }

@@ -21,6 +21,7 @@ use super::lifecycle::{is_offline, keepalive, BatchStore};
 use super::listeners::Listeners;
 pub(super) use super::timer::now;
 use super::timer::{deadline, Timer};
+use crate::core::error::push_uint;
 use crate::core::{Dispatch, FailReason, Failure, Outcome, Processor};
 
 #[wasm_bindgen(module = "/src/wasm/js/log-event.js")]
@@ -324,9 +325,9 @@ impl Inner {
         }
         let s = self.core.borrow().stats();
         to_js(&CloseSummary {
-            dispatched: s.dispatched,
-            failed: s.failed,
-            pending: (s.queued + s.in_flight) as u64,
+            dispatched: s.dispatched as f64,
+            failed: s.failed as f64,
+            pending: (s.queued + s.in_flight) as f64,
         })
     }
 }
@@ -338,17 +339,18 @@ pub(super) fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
         .map_err(JsValue::from)
 }
 
+/// Counts cross as `f64` (see `JsStats` in `api.rs`: no `core::fmt` in the wasm).
 #[derive(Serialize)]
 struct CloseSummary {
-    dispatched: u64,
-    failed: u64,
-    pending: u64,
+    dispatched: f64,
+    failed: f64,
+    pending: f64,
 }
 
 #[derive(Serialize)]
 struct DispatchError {
     status: Option<u16>,
-    events: usize,
+    events: f64,
     reason: &'static str,
     message: String,
 }
@@ -366,19 +368,24 @@ fn failure_value(f: &Failure) -> JsValue {
             "a single event was too large for the collector",
         ),
     };
-    let status = match f.status {
+    // Pieces and `push_uint`, not `format!`: no `core::fmt` in the wasm.
+    let mut message = String::from("gave up a batch of ");
+    push_uint(&mut message, f.events as u64);
+    message.push_str(" events after ");
+    match f.status {
         // Browsers hide a redirect behind an opaque response of status 0.
-        Some(0) => "a redirect".to_string(),
-        Some(s) => format!("HTTP {s}"),
-        None => "a network error".to_string(),
-    };
-    let message = format!(
-        "gave up a batch of {} events after {status}: {why}",
-        f.events
-    );
+        Some(0) => message.push_str("a redirect"),
+        Some(s) => {
+            message.push_str("HTTP ");
+            push_uint(&mut message, u64::from(s));
+        }
+        None => message.push_str("a network error"),
+    }
+    message.push_str(": ");
+    message.push_str(why);
     to_js(&DispatchError {
         status: f.status,
-        events: f.events,
+        events: f.events as f64,
         reason,
         message,
     })

@@ -104,7 +104,7 @@ impl Processor {
         b.sent_before = true;
         Dispatch {
             id: b.id,
-            url: b.url.to_string(),
+            url: String::from(&*b.url),
             events: b.events(),
             first_attempt,
         }

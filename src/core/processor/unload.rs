@@ -86,7 +86,7 @@ impl Processor {
     ) -> Dispatch {
         let dispatch = Dispatch {
             id: self.next_id,
-            url: url.to_string(),
+            url: String::from(&**url),
             events: records.len(),
             first_attempt: !sent_before,
         };
