@@ -33,28 +33,39 @@ mod outcome;
 mod stats;
 mod unload;
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasherDefault;
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use super::queue::Queue;
 use super::retry::Jitter;
-use super::wire::{BatchContext, Fnv};
+use super::wire::BatchContext;
 use lifecycle::Batch;
 
 pub use config::{Config, DEFAULT_MAX_QUEUE_BYTES};
 pub use outcome::{Dispatch, FailReason, Failure, Outcome};
 pub use stats::Stats;
 
+/// An entry of the context table.
+#[derive(Debug, Clone)]
+struct Context {
+    /// [`wire::fnv1a`](super::wire::fnv1a) of `key`.
+    hash: u64,
+    /// [`wire::context_key`](super::wire::context_key) of the context.
+    key: Box<str>,
+    context: Rc<BatchContext>,
+}
+
 /// The batch event processor, without I/O.
 #[derive(Debug)]
 pub struct Processor {
     config: Config,
     url: Option<Rc<str>>,
-    contexts: Vec<Rc<BatchContext>>,
-    context_ids: HashMap<String, usize, BuildHasherDefault<Fnv>>,
-    /// The raw context of the last event and its id.
-    last_context: Option<(Box<str>, usize)>,
+    /// The context table: a context's id is its index. Looked up by a linear scan of
+    /// the FNV-1a hashes of the keys (see `intake`), not a `HashMap`: the table is
+    /// small (bounded by the sweep) and hashbrown costs kilobytes of wasm (issue 16).
+    contexts: Vec<Context>,
+    /// The raw context of the last event, its id and its context.
+    last_context: Option<(Box<str>, usize, Rc<BatchContext>)>,
     queue: Queue,
     batches: VecDeque<Batch>,
     /// Events in sealed batches not yet settled.
@@ -90,7 +101,6 @@ impl Processor {
             jitter: Jitter::new(config.jitter_seed),
             config,
             contexts: Vec::new(),
-            context_ids: HashMap::default(),
             last_context: None,
             queue: Queue::default(),
             batches: VecDeque::new(),

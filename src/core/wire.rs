@@ -136,7 +136,7 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
-/// FNV-1a as a [`Hasher`], for the core's maps.
+/// FNV-1a as a [`Hasher`] (see [`fnv1a`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Fnv(u64);
 

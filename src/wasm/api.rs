@@ -7,7 +7,6 @@
 //! Workers logic (see `lifecycle`, `sdk`, `workers`).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
@@ -89,7 +88,7 @@ impl BatchEventProcessor {
                 error_listeners: Listeners::default(),
                 timer: RefCell::new(Timer::default()),
                 in_flight: Default::default(),
-                flush_waiters: RefCell::new(HashMap::new()),
+                flush_waiters: RefCell::new(Vec::new()),
                 idle_waiters: RefCell::new(Vec::new()),
                 closing: RefCell::new(None),
                 unwatch: RefCell::new(Vec::new()),

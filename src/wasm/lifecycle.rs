@@ -182,14 +182,17 @@ impl Inner {
             return;
         }
         let current = self.core.borrow().unsettled_ids();
-        let current_set: std::collections::HashSet<u64> = current.iter().copied().collect();
+        // Sorted copies for `binary_search` (no std `HashSet` in the wasm: issue 16).
+        let mut current_set = current.clone();
+        current_set.sort_unstable();
         // Taken out of its cell while the store (a Storage-like object of the page's,
         // possibly user code) is called: no borrow lives across those calls. A
         // re-entrant persist sees nothing stored and saves again, which is idempotent.
         let mut stored = self.stored.take();
-        let stored_before: std::collections::HashSet<u64> = stored.iter().copied().collect();
+        let mut stored_before = stored.clone();
+        stored_before.sort_unstable();
         stored.retain(|id| {
-            let keep = current_set.contains(id);
+            let keep = current_set.binary_search(id).is_ok();
             if !keep {
                 store.remove(*id as f64);
             }
@@ -197,7 +200,7 @@ impl Inner {
         });
         let mut changed = false;
         for id in current {
-            if stored_before.contains(&id) {
+            if stored_before.binary_search(&id).is_ok() {
                 continue;
             }
             let entry = {

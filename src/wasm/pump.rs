@@ -8,7 +8,6 @@
 //! the SDK adapter or Workers beyond the `send_anytime` flag.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Array, Function, Promise, Uint8Array};
@@ -52,8 +51,9 @@ pub(super) struct Inner {
     pub(super) timer: RefCell<Timer>,
     /// The sends in flight, cut off at `close()`'s deadline.
     pub(super) in_flight: dispatch::InFlight,
-    /// `resolve` functions of `flush()` calls, per batch they wait for.
-    pub(super) flush_waiters: RefCell<HashMap<u64, Vec<Function>>>,
+    /// `resolve` functions of `flush()` calls, each with the batch it waits for (a
+    /// `Vec`, not a `HashMap`: no hashbrown in the wasm, issue 16).
+    pub(super) flush_waiters: RefCell<Vec<(u64, Function)>>,
     /// `resolve` functions waiting for the processor to become idle.
     pub(super) idle_waiters: RefCell<Vec<Function>>,
     pub(super) closing: RefCell<Option<Promise>>,
@@ -254,15 +254,11 @@ impl Inner {
         let released: Vec<Function> = {
             let moving = self.core.borrow().moving_ids(now);
             let mut waiters = self.flush_waiters.borrow_mut();
-            let done: Vec<u64> = waiters
-                .keys()
-                .copied()
-                .filter(|id| offline || !moving.contains(id))
-                .collect();
-            done.iter()
-                .filter_map(|id| waiters.remove(id))
-                .flatten()
-                .collect()
+            let (done, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut *waiters)
+                .into_iter()
+                .partition(|(id, _)| offline || moving.binary_search(id).is_err());
+            *waiters = wait;
+            done.into_iter().map(|(_, r)| r).collect()
         };
         resolve_all(released);
     }
@@ -280,11 +276,7 @@ impl Inner {
         for id in ids {
             let (p, resolve) = promise_pair();
             if let Some(r) = resolve {
-                self.flush_waiters
-                    .borrow_mut()
-                    .entry(id)
-                    .or_default()
-                    .push(r);
+                self.flush_waiters.borrow_mut().push((id, r));
             }
             all.push(&p);
         }
@@ -316,7 +308,12 @@ impl Inner {
         self.in_flight.cut_all();
         // A flush() still waiting (for a send just cut off, or a batch no timer will
         // move any more) resolves now rather than never.
-        let flushes: Vec<Function> = self.flush_waiters.take().into_values().flatten().collect();
+        let flushes: Vec<Function> = self
+            .flush_waiters
+            .take()
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
         resolve_all(flushes);
         self.hold_while_busy(false);
         if let Some(store) = &self.store {

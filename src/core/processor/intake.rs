@@ -7,7 +7,7 @@
 
 use std::rc::Rc;
 
-use super::Processor;
+use super::{Context, Processor};
 use crate::core::error::Error;
 use crate::core::packed;
 use crate::core::queue::Record;
@@ -21,6 +21,8 @@ const CONTEXT_TABLE_LIMIT: usize = 64;
 /// that is then refused or dropped.
 struct Prepared<'a> {
     context: usize,
+    /// Length of the context's batch header.
+    header: usize,
     kind: packed::Kind,
     bytes: usize,
     data: &'a str,
@@ -75,13 +77,12 @@ impl Processor {
 
     /// Validates one packed event and measures it, without copying or queuing it.
     fn prepare<'a>(&mut self, event: &'a str) -> Result<Prepared<'a>, Error> {
-        let known = self.last_context.as_ref().map(|(raw, _)| &**raw);
+        let known = self.last_context.as_ref().map(|(raw, _, _)| &**raw);
         // The timestamp is the caller's (wall-clock) value: `now_ms` is monotonic and
         // is never written into an event.
         let parsed = packed::parse_after(event, known)?;
-        let context = self.context_id(parsed.context);
-        let ctx = &self.contexts[context];
-        let bytes = wire::visitor_bytes(ctx, parsed.kind, &parsed.fields);
+        let (context, ctx) = self.context_id(parsed.context);
+        let bytes = wire::visitor_bytes(&ctx, parsed.kind, &parsed.fields);
         let single = ctx.single_body_bytes(bytes);
         if single > self.config.max_payload_bytes {
             return Err(Error::EventTooLarge {
@@ -91,6 +92,7 @@ impl Processor {
         }
         Ok(Prepared {
             context,
+            header: ctx.header.len(),
             kind: parsed.kind,
             bytes,
             data: parsed.data,
@@ -110,11 +112,11 @@ impl Processor {
     fn enqueue(&mut self, prepared: Prepared<'_>, now_ms: f64) {
         let Prepared {
             context,
+            header,
             kind,
             bytes,
             data,
         } = prepared;
-        let header = self.contexts[context].header.len();
         if let Some(group) = self.queue.group(context) {
             if group.body_bytes_with(header, bytes) > self.config.max_payload_bytes {
                 self.seal_context(context);
@@ -130,26 +132,34 @@ impl Processor {
         }
     }
 
-    fn context_id(&mut self, raw: &str) -> usize {
+    /// The id and the context of the raw context fields `raw`, added to the table if new.
+    fn context_id(&mut self, raw: &str) -> (usize, Rc<BatchContext>) {
         // Fast path: consecutive events nearly always share their context, and comparing
         // the raw fields costs less than building and hashing the key.
-        if let Some((last, id)) = &self.last_context {
+        if let Some((last, id, context)) = &self.last_context {
             if **last == *raw {
-                return *id;
+                return (*id, Rc::clone(context));
             }
         }
         let key = wire::context_key(raw);
-        let id = match self.context_ids.get(&key) {
-            Some(&id) => id,
-            None => {
-                let id = self.contexts.len();
-                self.contexts.push(Rc::new(BatchContext::new(raw)));
-                self.context_ids.insert(key, id);
-                id
-            }
-        };
-        self.last_context = Some((raw.into(), id));
-        id
+        let hash = wire::fnv1a(key.as_bytes());
+        let found = self
+            .contexts
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.hash == hash && *c.key == *key)
+            .map(|(id, c)| (id, Rc::clone(&c.context)));
+        let (id, context) = found.unwrap_or_else(|| {
+            let context = Rc::new(BatchContext::new(raw));
+            self.contexts.push(Context {
+                hash,
+                key: key.into(),
+                context: Rc::clone(&context),
+            });
+            (self.contexts.len() - 1, context)
+        });
+        self.last_context = Some((raw.into(), id, Rc::clone(&context)));
+        (id, context)
     }
 
     /// Forgets the contexts no pending event refers to (sealed batches hold their own
@@ -163,27 +173,20 @@ impl Processor {
         }
         let mut remap: Vec<Option<usize>> = vec![None; self.contexts.len()];
         let mut kept = Vec::new();
-        let last = self.last_context.as_ref().map(|(_, id)| *id);
+        let last = self.last_context.as_ref().map(|(_, id, _)| *id);
         for id in self.queue.context_ids().chain(last) {
-            if let Some(slot @ None) = remap.get_mut(id) {
+            if let (Some(slot @ None), Some(c)) = (remap.get_mut(id), self.contexts.get(id)) {
                 *slot = Some(kept.len());
-                kept.push(Rc::clone(&self.contexts[id]));
+                kept.push(c.clone());
             }
         }
+        let renumber = |id: &mut usize| *id = remap.get(*id).copied().flatten().unwrap_or(*id);
         for id in self.queue.context_ids_mut() {
-            *id = remap[*id].unwrap_or(*id);
+            renumber(id);
         }
-        if let Some((_, id)) = &mut self.last_context {
-            *id = remap[*id].unwrap_or(*id);
+        if let Some((_, id, _)) = &mut self.last_context {
+            renumber(id);
         }
-        self.context_ids
-            .retain(|_, id| match remap.get(*id).copied().flatten() {
-                Some(new) => {
-                    *id = new;
-                    true
-                }
-                None => false,
-            });
         self.contexts = kept;
         self.context_sweep_at = (2 * self.contexts.len()).max(CONTEXT_TABLE_LIMIT);
     }

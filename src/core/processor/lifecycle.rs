@@ -235,7 +235,15 @@ impl Processor {
     }
 
     pub(super) fn seal(&mut self, group: Group) {
-        let context = Rc::clone(&self.contexts[group.context]);
+        // Every pending group's context is in the table (the sweep keeps them).
+        let Some(context) = self
+            .contexts
+            .get(group.context)
+            .map(|c| Rc::clone(&c.context))
+        else {
+            debug_assert!(false, "pending group without a context");
+            return;
+        };
         let url = match &self.url {
             Some(url) => Rc::clone(url),
             None => Rc::from(context.endpoint()),

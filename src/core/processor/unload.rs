@@ -35,7 +35,9 @@ impl Processor {
         let moving = self.moving_ids(f64::NEG_INFINITY);
         let (kept, batches): (VecDeque<Batch>, VecDeque<Batch>) =
             self.batches.drain(..).partition(|b| {
-                b.failed_before || matches!(b.state, State::InFlight(_)) || !moving.contains(&b.id)
+                b.failed_before
+                    || matches!(b.state, State::InFlight(_))
+                    || moving.binary_search(&b.id).is_err()
             });
         self.held_events = kept.iter().map(Batch::events).sum();
         self.held_bytes = kept.iter().flat_map(|b| &b.records).map(|r| r.bytes).sum();
