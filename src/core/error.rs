@@ -83,21 +83,22 @@ impl fmt::Display for Error {
 
 /// Appends the decimal digits of `n` to `out`: messages with numbers in them, without
 /// `core::fmt` (see [`Error::message`]).
-pub fn push_uint(out: &mut String, n: u64) {
-    let mut div = 1;
-    while n / div >= 10 {
-        div *= 10;
-    }
-    loop {
-        out.push(char::from(b'0' + (n / div % 10) as u8));
-        if div == 1 {
+pub fn push_uint(out: &mut String, mut n: u64) {
+    // Least significant digit first; divisions by constants only (no panic path).
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    for d in digits.iter_mut() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+        if n == 0 {
             break;
         }
-        div /= 10;
+    }
+    for d in digits.iter().take(len).rev() {
+        out.push(char::from(*d));
     }
 }
-
-impl std::error::Error for Error {}
 
 #[cfg(test)]
 mod tests {

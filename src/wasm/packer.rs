@@ -72,9 +72,11 @@ pub fn with_packed<T>(
     }
     copy_packed(buf.as_mut_ptr());
     // The packer writes UTF-8 only (TextEncoder for anything but plain ASCII).
-    let result = std::str::from_utf8(&buf[..n]).map(f).map_err(|_| {
-        Error::Js(js_sys::TypeError::new("event could not be packed as UTF-8").into())
-    });
+    let result = std::str::from_utf8(buf.get(..n).unwrap_or_default())
+        .map(f)
+        .map_err(|_| {
+            Error::Js(js_sys::TypeError::new("event could not be packed as UTF-8").into())
+        });
     if buf.len() <= KEEP_BYTES {
         SCRATCH.with(|s| s.set(buf));
     }

@@ -28,11 +28,13 @@ extern "C" {
 
 /// `events[3].user.id` -> `(Some(3), "user.id")`.
 fn split_event_field(field: &str) -> (Option<u32>, &str) {
+    // `split_once(']')`, not `split_once("].")`: a `char` needs no substring search
+    // (whose bounds checks pull panic paths into the wasm).
     field
         .strip_prefix("events[")
-        .and_then(|rest| rest.split_once("]."))
-        .and_then(|(i, name)| i.parse().ok().map(|i| (Some(i), name)))
-        .unwrap_or((None, field))
+        .and_then(|rest| rest.split_once(']'))
+        .and_then(|(i, name)| Some((i.parse().ok()?, name.strip_prefix('.')?)))
+        .map_or((None, field), |(i, name)| (Some(i), name))
 }
 
 fn status_200() -> JsValue {

@@ -143,16 +143,18 @@ impl Processor {
         };
         match retry::verdict(outcome) {
             Verdict::Delivered => {
-                let b = self.remove(i);
+                let Some(b) = self.remove(i) else { return true };
                 self.stats.dispatched += b.events() as u64;
                 self.stats.batches += 1;
                 self.stats.bytes_sent += render_len(&b.context, &b.records) as u64;
             }
-            Verdict::Split if self.batches[i].events() > 1 => self.split(i),
+            Verdict::Split if self.batches.get(i).is_some_and(|b| b.events() > 1) => self.split(i),
             Verdict::Split => self.give_up(i, status, FailReason::TooLarge),
             Verdict::Permanent => self.give_up(i, status, FailReason::Rejected),
             Verdict::Retry(retry_after) => {
-                let b = &mut self.batches[i];
+                let Some(b) = self.batches.get_mut(i) else {
+                    return true;
+                };
                 if b.retries < self.config.retry.max_retries {
                     // A `Retry-After` wait is a retry like any other: it counts toward
                     // giving up and is never shorter than the backoff would be.
@@ -278,24 +280,23 @@ impl Processor {
             state: State::Ready,
         };
         match at {
-            Some(i) => self.batches.insert(i, batch),
-            None => self.batches.push_back(batch),
+            // The guard makes `insert`'s own bounds assertion dead code (no panic path).
+            Some(i) if i <= self.batches.len() => self.batches.insert(i, batch),
+            _ => self.batches.push_back(batch),
         }
     }
 
-    pub(super) fn remove(&mut self, i: usize) -> Batch {
-        let b = self
-            .batches
-            .remove(i)
-            .unwrap_or_else(|| unreachable!("index from position()"));
+    /// Removes batch `i` (an index from `position()`: `None` never happens).
+    pub(super) fn remove(&mut self, i: usize) -> Option<Batch> {
+        let b = self.batches.remove(i)?;
         self.held_events -= b.events();
         self.held_bytes -= b.records.iter().map(|r| r.bytes).sum::<usize>();
         self.version += 1;
-        b
+        Some(b)
     }
 
     pub(super) fn give_up(&mut self, i: usize, status: Option<u16>, reason: FailReason) {
-        let b = self.remove(i);
+        let Some(b) = self.remove(i) else { return };
         self.stats.failed += b.events() as u64;
         self.failures.push_back(Failure {
             id: b.id,
@@ -307,8 +308,13 @@ impl Processor {
 
     /// Replaces batch `i` by its two halves, in its place in the order.
     pub(super) fn split(&mut self, i: usize) {
-        let mut b = self.remove(i);
-        let second = b.records.split_off(b.records.len() / 2);
+        let Some(mut b) = self.remove(i) else { return };
+        let half = b.records.len() / 2;
+        let second = if half <= b.records.len() {
+            b.records.split_off(half)
+        } else {
+            Vec::new()
+        };
         self.push_batch(
             Rc::clone(&b.context),
             Rc::clone(&b.url),

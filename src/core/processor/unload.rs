@@ -33,8 +33,9 @@ impl Processor {
         // not cleared yet still counts. Erring that way only keeps a batch that could
         // have gone, which is safe; an endpoint is never unpaused early.
         let moving = self.moving_ids(f64::NEG_INFINITY);
-        let (kept, batches): (VecDeque<Batch>, VecDeque<Batch>) =
-            self.batches.drain(..).partition(|b| {
+        let (kept, batches): (VecDeque<Batch>, VecDeque<Batch>) = std::mem::take(&mut self.batches)
+            .into_iter()
+            .partition(|b| {
                 b.failed_before
                     || matches!(b.state, State::InFlight(_))
                     || moving.binary_search(&b.id).is_err()
