@@ -19,7 +19,15 @@ export {
   DispatchError,
   CloseSummary,
 } from './dist/bep.js';
-export { queueDispatcher, handleQueueBatch, QueueProducer, QueueMessage, HandleQueueBatchOptions } from './workers.js';
+export {
+  queueDispatcher,
+  handleQueueBatch,
+  QueueProducer,
+  QueueMessage,
+  QueuedBatch,
+  LegacyQueuedBatch,
+  HandleQueueBatchOptions,
+} from './workers.js';
 /**
  * Resolves once the wasm module is instantiated (already resolved in Node and Workers,
  * which instantiate it synchronously); rejects with an `Error` saying why when it cannot

@@ -5,16 +5,35 @@ export interface QueueProducer {
   sendBatch(messages: Iterable<{ body: unknown; contentType?: string }>): Promise<void>;
 }
 
+/**
+ * The body of a message `queueDispatcher` sends (`contentType: 'v8'`): `bytes` is the
+ * exact Optimizely EventBatch body (UTF-8), `url` where it was to be POSTed.
+ */
+export interface QueuedBatch {
+  url: string;
+  bytes: Uint8Array;
+}
+
+/** The JSON message body earlier releases sent; `handleQueueBatch` still accepts it. */
+export interface LegacyQueuedBatch {
+  url: string;
+  body: string;
+}
+
 /** A message of a Cloudflare Queues consumer batch (only what is used). */
 export interface QueueMessage {
+  /** A `QueuedBatch` or a `LegacyQueuedBatch`; anything else is retried (to the dead-letter queue). */
   body: unknown;
   ack(): void;
   retry(options?: { delaySeconds?: number }): void;
 }
 
 /**
- * A dispatcher that sends each batch to a Cloudflare Queue as `{ url, body }` messages
- * (split by visitor under 128 KB; `sendBatch` groups of at most 100 messages / 256 KB).
+ * A dispatcher that sends each batch to a Cloudflare Queue as `QueuedBatch` messages
+ * (`{ url, bytes }`, `contentType: 'v8'`: the bytes the processor wrote, never decoded),
+ * split by visitor into messages of at most 120 KB, in `sendBatch` groups of at most 100
+ * messages / 250 KB. A batch holding a visitor too large for one message resolves
+ * `{ statusCode: 413 }` before anything is sent.
  */
 export function queueDispatcher(queue: QueueProducer): (logEvent: LogEvent) => Promise<{ statusCode: number }>;
 
@@ -33,9 +52,9 @@ export interface HandleQueueBatchOptions {
 }
 
 /**
- * Queue consumer: merges the messages into full-size Optimizely batches per context,
- * POSTs them, acks each message whose batch got a 2xx and retries the others.
- * Never throws.
+ * Queue consumer: merges the messages (`QueuedBatch`, or `LegacyQueuedBatch` of earlier
+ * releases) into full-size Optimizely batches per context, POSTs them as bytes, acks
+ * each message whose batch got a 2xx and retries the others. Never throws.
  */
 export function handleQueueBatch(
   batch: { messages: readonly QueueMessage[] },

@@ -13,7 +13,7 @@ const tsc = path.join(root, 'node_modules/.bin/tsc');
 
 const GOOD = `
 import { BatchEventProcessor, queueDispatcher, handleQueueBatch, wasmMemory } from 'batch-event-processor';
-import type { LogEvent, Stats, UserEvent, CloseSummary, DispatchError, BatchEventProcessorOptions } from 'batch-event-processor';
+import type { LogEvent, Stats, UserEvent, CloseSummary, DispatchError, BatchEventProcessorOptions, QueuedBatch, LegacyQueuedBatch } from 'batch-event-processor';
 
 const options: BatchEventProcessorOptions = {
   batchSize: 10, flushInterval: 30000, maxQueueSize: 2000, maxQueueBytes: 8_388_608, endpoint: 'https://example.com/v1/events',
@@ -39,6 +39,9 @@ async function run(): Promise<void> {
   await d.dispatchEvent({ url: 'https://logx.optimizely.com/v1/events', httpVerb: 'POST', params: { account_id: '1', project_id: '2', enrich_decisions: true, visitors: [] } });
   void p.processLogEvent;
 }
+const queued: QueuedBatch = { url: 'https://logx.optimizely.com/v1/events', bytes: new Uint8Array(0) };
+const legacy: LegacyQueuedBatch = { url: queued.url, body: '{}' };
+void queued; void legacy;
 void queueDispatcher; void handleQueueBatch; void wasmMemory; void accepted; void removed; void n; void run;
 `;
 

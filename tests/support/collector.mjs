@@ -1,5 +1,5 @@
 // A real HTTP collector on 127.0.0.1 for the tests: records every request (method,
-// path, headers, raw body, parsed JSON) and answers with a status the test controls.
+// path, headers, raw body bytes and text, parsed JSON) and answers with a status the test controls.
 import http from 'node:http';
 
 /**
@@ -16,7 +16,8 @@ export async function startCollector({ status = () => 200, cors = true } = {}) {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
+      const raw = Buffer.concat(chunks);
+      const body = raw.toString('utf8');
       if (cors) {
         res.setHeader('Access-Control-Allow-Origin', req.headers.origin || '*');
         res.setHeader('Access-Control-Allow-Headers', 'content-type');
@@ -26,7 +27,7 @@ export async function startCollector({ status = () => 200, cors = true } = {}) {
         res.writeHead(204).end();
         return;
       }
-      const record = { method: req.method, url: req.url, headers: req.headers, body, json: undefined };
+      const record = { method: req.method, url: req.url, headers: req.headers, raw, body, json: undefined };
       try {
         record.json = JSON.parse(body);
       } catch {
