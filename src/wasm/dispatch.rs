@@ -25,6 +25,47 @@ extern "C" {
     fn global_fetch(url: &str, init: &RequestInit) -> Result<Promise, JsValue>;
 }
 
+#[wasm_bindgen(module = "/src/wasm/js/log-event.js")]
+extern "C" {
+    /// `{ pageHidden, signal }` for a custom dispatcher, its AbortController made only
+    /// when `signal` is read.
+    #[wasm_bindgen(js_name = dispatchFlags)]
+    fn dispatch_flags(page_hidden: bool) -> JsValue;
+    /// Aborts the signal of flags from [`dispatch_flags`] (at once, or on its first read).
+    #[wasm_bindgen(js_name = abortDispatch)]
+    fn abort_dispatch(flags: &JsValue);
+    /// `true` for a promise or an object with a `then` method.
+    #[wasm_bindgen(js_name = isThenable)]
+    fn is_thenable(value: &JsValue) -> bool;
+}
+
+thread_local! {
+    /// The property names read from every dispatcher result, made into JS strings once.
+    static STATUS_CODE: JsValue = JsValue::from_str("statusCode");
+    static RETRY_AFTER: JsValue = JsValue::from_str("retryAfter");
+}
+
+/// What a send's timeout or `close()`'s deadline aborts.
+#[derive(Clone)]
+enum Abort {
+    /// Nothing (no AbortController in this runtime).
+    Nothing,
+    /// The default dispatcher's request.
+    Request(AbortController),
+    /// The `signal` of a custom dispatcher's flags ([`dispatch_flags`]).
+    Dispatcher(JsValue),
+}
+
+impl Abort {
+    fn abort(&self) {
+        match self {
+            Abort::Nothing => {}
+            Abort::Request(c) => c.abort(),
+            Abort::Dispatcher(flags) => abort_dispatch(flags),
+        }
+    }
+}
+
 /// The sends whose wait is still open, so that `close()` can end them at its deadline.
 #[derive(Default)]
 pub struct InFlight {
@@ -35,8 +76,8 @@ pub struct InFlight {
 /// One open wait.
 struct Open {
     id: u32,
-    /// The request to abort (default dispatcher).
-    controller: Option<AbortController>,
+    /// What to abort: the request (default dispatcher) or the dispatcher's signal.
+    abort: Abort,
     /// Ends the wait, resolving it with `marker`.
     resolve: Function,
     marker: JsValue,
@@ -51,23 +92,21 @@ impl InFlight {
         // Taken out first: abort() and resolve() call into JS.
         let open = self.open.take();
         for o in open {
-            if let Some(c) = o.controller {
-                c.abort();
-            }
+            o.abort.abort();
             let _ = o.resolve.call1(&JsValue::UNDEFINED, &o.marker);
         }
     }
 
     /// Registers a wait: its id and a promise that resolves with `marker` when
     /// [`InFlight::cut_all`] ends it.
-    fn open(&self, controller: Option<AbortController>, marker: &JsValue) -> (u32, Promise) {
+    fn open(&self, abort: Abort, marker: &JsValue) -> (u32, Promise) {
         let id = self.next.get().wrapping_add(1);
         self.next.set(id);
         let (cut, resolve) = promise_pair();
         if let Some(resolve) = resolve {
             self.open.borrow_mut().push(Open {
                 id,
-                controller,
+                abort,
                 resolve,
                 marker: marker.clone(),
             });
@@ -103,23 +142,14 @@ enum Waited {
 }
 
 /// Awaits `promise` for at most `ms`, or until [`InFlight::cut_all`]; on timeout
-/// `controller` (if any) aborts the request. The timeout timer is cleared as soon as the
-/// wait is over.
-async fn within(
-    promise: Promise,
-    ms: u32,
-    controller: Option<AbortController>,
-    in_flight: &InFlight,
-) -> Waited {
+/// `abort` aborts the request or the dispatcher's signal. The timeout timer is cleared
+/// as soon as the wait is over.
+async fn within(promise: Promise, ms: u32, abort: Abort, in_flight: &InFlight) -> Waited {
     let timed_out: JsValue = Object::new().into();
-    let abort = controller.clone();
-    let (timeout, _timer) = deadline(ms, timed_out.clone(), move || {
-        if let Some(c) = abort {
-            c.abort();
-        }
-    });
+    let on_timeout = abort.clone();
+    let (timeout, _timer) = deadline(ms, timed_out.clone(), move || on_timeout.abort());
     let cut_off: JsValue = Object::new().into();
-    let (id, cut) = in_flight.open(controller, &cut_off);
+    let (id, cut) = in_flight.open(abort, &cut_off);
     let _registered = Registered { in_flight, id };
     let race = Promise::race(&Array::of3(&promise, &timeout, &cut));
     // `_timer` and `_registered` live until the race is over; dropping them then clears
@@ -157,14 +187,17 @@ pub async fn post(
     init.set_headers(&headers);
     init.set_body(body);
     init.set_redirect(RequestRedirect::Manual);
-    let controller = AbortController::new().ok();
-    if let Some(c) = &controller {
-        init.set_signal(Some(&c.signal()));
-    }
+    let abort = match AbortController::new() {
+        Ok(c) => {
+            init.set_signal(Some(&c.signal()));
+            Abort::Request(c)
+        }
+        Err(_) => Abort::Nothing,
+    };
     let Ok(promise) = global_fetch(url, &init) else {
         return Some(Outcome::NETWORK_ERROR);
     };
-    let response = match within(promise, timeout_ms, controller, in_flight).await {
+    let response = match within(promise, timeout_ms, abort, in_flight).await {
         Waited::Value(v) => v.dyn_into::<Response>().ok(),
         Waited::Failed => None,
         Waited::Cut => return None,
@@ -229,7 +262,8 @@ fn retry_after_ms(value: &str) -> Option<f64> {
 /// is going away (then it should use `navigator.sendBeacon` or
 /// `fetch(..., { keepalive: true })`), and gives it an `AbortSignal` that aborts when
 /// the send times out or `close()` reaches its deadline (pass it to `fetch`: then
-/// nothing of the dispatcher's outlives either).
+/// nothing of the dispatcher's outlives either). The signal's AbortController is made
+/// only when the dispatcher reads `signal`.
 pub async fn call(
     dispatcher: &Function,
     log_event: &JsValue,
@@ -237,16 +271,7 @@ pub async fn call(
     timeout_ms: u32,
     in_flight: &InFlight,
 ) -> Option<Outcome> {
-    let flags = Object::new();
-    let _ = Reflect::set(
-        &flags,
-        &JsValue::from_str("pageHidden"),
-        &JsValue::from_bool(page_hidden),
-    );
-    let controller = AbortController::new().ok();
-    if let Some(c) = &controller {
-        let _ = Reflect::set(&flags, &JsValue::from_str("signal"), &c.signal());
-    }
+    let flags = dispatch_flags(page_hidden);
     let value = match dispatcher.call2(&JsValue::UNDEFINED, log_event, &flags) {
         Ok(v) => v,
         Err(_) => return Some(Outcome::NETWORK_ERROR),
@@ -256,18 +281,18 @@ pub async fn call(
     if !is_thenable(&value) {
         return Some(result_outcome(&value));
     }
-    match within(Promise::resolve(&value), timeout_ms, controller, in_flight).await {
+    match within(
+        Promise::resolve(&value),
+        timeout_ms,
+        Abort::Dispatcher(flags),
+        in_flight,
+    )
+    .await
+    {
         Waited::Value(v) => Some(result_outcome(&v)),
         Waited::Failed => Some(Outcome::NETWORK_ERROR),
         Waited::Cut => None,
     }
-}
-
-/// `true` for a promise or any object with a `then` method (what `await` waits on).
-fn is_thenable(value: &JsValue) -> bool {
-    value.is_instance_of::<Promise>()
-        || (value.is_object()
-            && Reflect::get(value, &JsValue::from_str("then")).is_ok_and(|then| then.is_function()))
 }
 
 fn result_outcome(value: &JsValue) -> Outcome {
@@ -281,14 +306,17 @@ fn result_outcome(value: &JsValue) -> Outcome {
     if !value.is_object() {
         return Outcome::Delivered;
     }
-    let get = |k: &str| Reflect::get(value, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
-    let status = get("statusCode");
+    let get = |k: &'static std::thread::LocalKey<JsValue>| {
+        k.with(|k| Reflect::get(value, k))
+            .unwrap_or(JsValue::UNDEFINED)
+    };
+    let status = get(&STATUS_CODE);
     if status.is_undefined() || status.is_null() {
         return Outcome::Delivered;
     }
     match status.as_f64() {
         Some(s) if s.fract() == 0.0 && (100.0..=599.0).contains(&s) => {
-            let retry_after = get("retryAfter");
+            let retry_after = get(&RETRY_AFTER);
             // A number is delay-seconds, a string a header value.
             let wait = match retry_after.as_f64() {
                 Some(secs) if secs.is_finite() && secs >= 0.0 => Some(secs * 1000.0),

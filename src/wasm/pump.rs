@@ -13,7 +13,7 @@ use std::rc::{Rc, Weak};
 use js_sys::{Array, Function, Promise, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 
 use super::dispatch;
 use super::lifecycle::{is_offline, keepalive, BatchStore};
@@ -25,10 +25,33 @@ use crate::core::{Dispatch, FailReason, Failure, Outcome, Processor};
 
 #[wasm_bindgen(module = "/src/wasm/js/log-event.js")]
 extern "C" {
-    #[wasm_bindgen(js_name = makeLogEvent)]
     /// The LogEvent of a batch: `bytes` as given, `body` and `params` decoded from them
     /// on first access.
-    pub(super) fn make_log_event(url: &str, bytes: &Uint8Array) -> JsValue;
+    #[wasm_bindgen(js_name = makeLogEvent)]
+    fn make_log_event_with(url: &JsValue, bytes: &Uint8Array) -> JsValue;
+}
+
+thread_local! {
+    /// The last batch URL as a JS string: batches nearly always share their URL, and
+    /// making it again cost a string decode per batch.
+    static LAST_URL: RefCell<Option<(String, JsValue)>> = const { RefCell::new(None) };
+}
+
+/// The LogEvent of a batch sent to `url`: `bytes` as given, `body` and `params` decoded
+/// from them on first access.
+pub(super) fn make_log_event(url: &str, bytes: &Uint8Array) -> JsValue {
+    let url = LAST_URL.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((s, v)) if s == url => v.clone(),
+            _ => {
+                let v = JsValue::from_str(url);
+                *last = Some((url.to_owned(), v.clone()));
+                v
+            }
+        }
+    });
+    make_log_event_with(&url, bytes)
 }
 
 #[wasm_bindgen]
@@ -194,7 +217,7 @@ impl Inner {
             ..
         } = batch;
         let inner = Rc::clone(self);
-        let send = future_to_promise(async move {
+        let send = async move {
             // The body is written and crosses into JS only now, in this send's own
             // microtask: a burst of batches handed out together never holds all their
             // bodies at once. It crosses as bytes (one copy out of wasm memory, no JS
@@ -223,10 +246,16 @@ impl Inner {
                 inner.settle(id, outcome);
             }
             Ok(JsValue::UNDEFINED)
-        });
-        if let Some(wait_until) = &self.wait_until {
+        };
+        match &self.wait_until {
             // A waitUntil that throws (e.g. outside a request) must not break sending.
-            let _ = wait_until.call1(&JsValue::UNDEFINED, &send);
+            Some(wait_until) => {
+                let _ = wait_until.call1(&JsValue::UNDEFINED, &future_to_promise(send));
+            }
+            // No promise is needed: the send starts in a microtask all the same.
+            None => spawn_local(async move {
+                let _ = send.await;
+            }),
         }
     }
 

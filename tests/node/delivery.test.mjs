@@ -259,3 +259,41 @@ test('a custom dispatcher gets an AbortSignal that aborts at dispatchTimeout', a
   assert.deepEqual(await p.close(), { dispatched: 0, failed: 1, pending: 0 });
   assertAccounted(p, 1);
 });
+
+test('a dispatcher that reads its signal only after the timeout or close() gets it aborted', async () => {
+  // The AbortController behind `signal` is made on first read: a late read must still
+  // see what happened before it, and a signal read before the abort must see it too.
+  const flags = [];
+  const p = new BatchEventProcessor({
+    batchSize: 1,
+    dispatchTimeout: 200,
+    retry: false,
+    dispatcher: (logEvent, f) => {
+      flags.push(f);
+      return new Promise(() => {});
+    },
+  });
+  assert.equal(p.process(impression()), true);
+  await p.flush();
+  assert.equal(flags.length, 1);
+  assert.equal(flags[0].pageHidden, false);
+  assert.deepEqual(Object.keys(flags[0]), ['pageHidden', 'signal']);
+  const late = flags[0].signal;
+  assert.ok(late instanceof AbortSignal);
+  assert.equal(late.aborted, true);
+  assert.equal(flags[0].signal, late, 'the same signal on every read');
+  // Cut off at close()'s deadline: one read before, one after.
+  const q = new BatchEventProcessor({ batchSize: 1, dispatchTimeout: 60000, dispatcher: (logEvent, f) => {
+    flags.push(f);
+    return new Promise(() => {});
+  } });
+  assert.equal(q.process(impression()), true);
+  await sleep(20);
+  assert.equal(flags.length, 2);
+  const early = flags[1].signal;
+  assert.equal(early.aborted, false);
+  assert.deepEqual(await q.close({ timeout: 100 }), { dispatched: 0, failed: 0, pending: 1 });
+  assert.equal(early.aborted, true);
+  assert.equal(flags[1].signal.aborted, true);
+  await p.close();
+});
