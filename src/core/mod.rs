@@ -10,6 +10,7 @@
 //!   retries, splits, settling), lanes (the order batches go out in), unload draining
 //!   and stats.
 //! - [`error`]: the one error type of the core.
+//! - [`set`]: a small set of `u64` ids and hashes (no hashbrown, no sort in the wasm).
 //!
 //! Must not read a clock, perform I/O or touch JS types: time comes in as `now_ms`.
 
@@ -18,6 +19,7 @@ pub mod packed;
 pub mod processor;
 pub mod queue;
 pub mod retry;
+pub mod set;
 pub mod wire;
 
 pub use error::Error;

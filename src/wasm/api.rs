@@ -10,7 +10,6 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
@@ -19,7 +18,7 @@ use super::lifecycle::{watch_online, watch_page, BatchStore};
 use super::listeners::Listeners;
 use super::options::{close_timeout, Options};
 use super::packer::with_packed;
-use super::pump::{now, to_js, Inner};
+use super::pump::{js_object, now, Inner};
 use super::timer::Timer;
 use super::workers::in_workers;
 use crate::core::{self, Processor, Stats};
@@ -36,35 +35,18 @@ pub struct BatchEventProcessor {
     pub(super) inner: Rc<Inner>,
 }
 
-/// `stats()` as a JS object. The counters cross as `f64` (exact up to 2^53, far beyond
-/// any count): serde-wasm-bindgen's `u64`/`usize` path formats an error message for
-/// larger values, which would pull `core::fmt` into the wasm.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct JsStats {
-    queued: f64,
-    in_flight: f64,
-    dispatched: f64,
-    batches: f64,
-    retried: f64,
-    failed: f64,
-    dropped: f64,
-    bytes_sent: f64,
-}
-
-impl From<Stats> for JsStats {
-    fn from(s: Stats) -> Self {
-        JsStats {
-            queued: s.queued as f64,
-            in_flight: s.in_flight as f64,
-            dispatched: s.dispatched as f64,
-            batches: s.batches as f64,
-            retried: s.retried as f64,
-            failed: s.failed as f64,
-            dropped: s.dropped as f64,
-            bytes_sent: s.bytes_sent as f64,
-        }
-    }
+/// `stats()` as a JS object.
+fn stats_value(s: Stats) -> JsValue {
+    js_object(&[
+        ("queued", JsValue::from_f64(s.queued as f64)),
+        ("inFlight", JsValue::from_f64(s.in_flight as f64)),
+        ("dispatched", JsValue::from_f64(s.dispatched as f64)),
+        ("batches", JsValue::from_f64(s.batches as f64)),
+        ("retried", JsValue::from_f64(s.retried as f64)),
+        ("failed", JsValue::from_f64(s.failed as f64)),
+        ("dropped", JsValue::from_f64(s.dropped as f64)),
+        ("bytesSent", JsValue::from_f64(s.bytes_sent as f64)),
+    ])
 }
 
 fn function(listener: JsValue) -> Result<Function, JsValue> {
@@ -241,7 +223,7 @@ impl BatchEventProcessor {
     /// The counters.
     #[wasm_bindgen(unchecked_return_type = "Stats")]
     pub fn stats(&self) -> JsValue {
-        to_js(&JsStats::from(self.inner.core.borrow().stats())).unwrap_or(JsValue::UNDEFINED)
+        stats_value(self.inner.core.borrow().stats())
     }
 
     /// `await using p = new BatchEventProcessor(...)`: the same as `close()`.

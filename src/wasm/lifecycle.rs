@@ -15,6 +15,7 @@ use wasm_bindgen::prelude::*;
 
 use super::pump::{make_log_event, now, Inner};
 use super::sdk::unbatch;
+use crate::core::set::U64Set;
 use crate::core::Outcome;
 
 #[wasm_bindgen(module = "/src/wasm/js/page.js")]
@@ -182,17 +183,14 @@ impl Inner {
             return;
         }
         let current = self.core.borrow().unsettled_ids();
-        // Sorted copies for `binary_search` (no std `HashSet` in the wasm: issue 16).
-        let mut current_set = current.clone();
-        current_set.sort_unstable();
+        let current_set: U64Set = current.iter().copied().collect();
         // Taken out of its cell while the store (a Storage-like object of the page's,
         // possibly user code) is called: no borrow lives across those calls. A
         // re-entrant persist sees nothing stored and saves again, which is idempotent.
         let mut stored = self.stored.take();
-        let mut stored_before = stored.clone();
-        stored_before.sort_unstable();
+        let stored_before: U64Set = stored.iter().copied().collect();
         stored.retain(|id| {
-            let keep = current_set.binary_search(id).is_ok();
+            let keep = current_set.contains(*id);
             if !keep {
                 store.remove(*id as f64);
             }
@@ -200,7 +198,7 @@ impl Inner {
         });
         let mut changed = false;
         for id in current {
-            if stored_before.binary_search(&id).is_ok() {
+            if stored_before.contains(id) {
                 continue;
             }
             let entry = {
@@ -218,8 +216,8 @@ impl Inner {
         if !reentered.is_empty() {
             // Keep what a re-entrant persist saved, and compare again next time.
             stored.extend(reentered);
-            stored.sort_unstable();
-            stored.dedup();
+            let mut seen = U64Set::default();
+            stored.retain(|id| seen.insert(*id));
             self.stored_version.set(None);
         }
         self.stored.replace(stored);

@@ -11,7 +11,6 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 use js_sys::{Array, Function, Promise, Uint8Array};
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 
@@ -285,7 +284,7 @@ impl Inner {
             let mut waiters = self.flush_waiters.borrow_mut();
             let (done, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut *waiters)
                 .into_iter()
-                .partition(|(id, _)| offline || moving.binary_search(id).is_err());
+                .partition(|(id, _)| offline || !moving.contains(*id));
             *waiters = wait;
             done.into_iter().map(|(_, r)| r).collect()
         };
@@ -350,35 +349,27 @@ impl Inner {
             store.leave();
         }
         let s = self.core.borrow().stats();
-        to_js(&CloseSummary {
-            dispatched: s.dispatched as f64,
-            failed: s.failed as f64,
-            pending: (s.queued + s.in_flight) as f64,
-        })
+        Ok(js_object(&[
+            ("dispatched", JsValue::from_f64(s.dispatched as f64)),
+            ("failed", JsValue::from_f64(s.failed as f64)),
+            (
+                "pending",
+                JsValue::from_f64((s.queued + s.in_flight) as f64),
+            ),
+        ]))
     }
 }
 
-/// `value` as a plain JS object (missing fields as `null`).
-pub(super) fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true))
-        .map_err(JsValue::from)
-}
-
-/// Counts cross as `f64` (see `JsStats` in `api.rs`: no `core::fmt` in the wasm).
-#[derive(Serialize)]
-struct CloseSummary {
-    dispatched: f64,
-    failed: f64,
-    pending: f64,
-}
-
-#[derive(Serialize)]
-struct DispatchError {
-    status: Option<u16>,
-    events: f64,
-    reason: &'static str,
-    message: String,
+/// A plain JS object with `fields`, in order. Counts cross as `f64` (exact up to 2^53,
+/// far beyond any count). Built with `Reflect.set`, not serde-wasm-bindgen: these
+/// objects are few and small, and serde's machinery (its string cache is a `HashMap`,
+/// its `u64` path formats errors) costs kilobytes of wasm (issue 16).
+pub(super) fn js_object(fields: &[(&str, JsValue)]) -> JsValue {
+    let o = js_sys::Object::new();
+    for (key, value) in fields {
+        let _ = js_sys::Reflect::set(&o, &JsValue::from_str(key), value);
+    }
+    o.into()
 }
 
 fn failure_value(f: &Failure) -> JsValue {
@@ -409,11 +400,10 @@ fn failure_value(f: &Failure) -> JsValue {
     }
     message.push_str(": ");
     message.push_str(why);
-    to_js(&DispatchError {
-        status: f.status,
-        events: f.events as f64,
-        reason,
-        message,
-    })
-    .unwrap_or(JsValue::UNDEFINED)
+    js_object(&[
+        ("status", f.status.map_or(JsValue::NULL, JsValue::from)),
+        ("events", JsValue::from_f64(f.events as f64)),
+        ("reason", JsValue::from_str(reason)),
+        ("message", JsValue::from(message)),
+    ])
 }

@@ -9,72 +9,8 @@ use super::lifecycle::State;
 use super::{Dispatch, Processor};
 use crate::core::packed::{data, Fields, SEP};
 use crate::core::queue::Record;
+use crate::core::set::U64Set;
 use crate::core::wire::fnv1a;
-
-/// A set of visitor hashes: open addressing over a power-of-two table, at most half
-/// full. The hashes are FNV-1a already; a multiply spreads their bits over the index.
-/// `0` marks an empty slot (the hash 0 itself is kept aside). No std `HashSet`: that
-/// pulls hashbrown and SipHash into the wasm (issue 16).
-#[derive(Default)]
-struct VisitorSet {
-    slots: Vec<u64>,
-    len: usize,
-    zero: bool,
-}
-
-impl VisitorSet {
-    fn slot(v: u64) -> usize {
-        (v.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len == 0 && !self.zero
-    }
-
-    fn contains(&self, v: u64) -> bool {
-        if v == 0 {
-            return self.zero;
-        }
-        let mask = self.slots.len().wrapping_sub(1);
-        let mut i = Self::slot(v);
-        loop {
-            match self.slots.get(i & mask) {
-                Some(&s) if s == v => return true,
-                Some(&0) | None => return false,
-                Some(_) => i = i.wrapping_add(1),
-            }
-        }
-    }
-
-    fn insert(&mut self, v: u64) {
-        if v == 0 {
-            self.zero = true;
-            return;
-        }
-        if 2 * (self.len + 1) > self.slots.len() {
-            let size = (2 * self.slots.len()).max(16);
-            let old = std::mem::replace(&mut self.slots, vec![0; size]);
-            self.len = 0;
-            for v in old.into_iter().filter(|v| *v != 0) {
-                self.insert(v);
-            }
-        }
-        let mask = self.slots.len().wrapping_sub(1);
-        let mut i = Self::slot(v);
-        loop {
-            match self.slots.get_mut(i & mask) {
-                Some(s) if *s == v => return,
-                Some(s) if *s == 0 => {
-                    *s = v;
-                    self.len += 1;
-                    return;
-                }
-                Some(_) => i = i.wrapping_add(1),
-                None => return,
-            }
-        }
-    }
-}
 
 /// What a sealed batch may do now.
 ///
@@ -153,12 +89,12 @@ impl Processor {
 
     /// Where each sealed batch stands, in order.
     fn lanes(&self, now_ms: f64) -> Vec<Lane> {
-        let mut stalled = VisitorSet::default();
+        let mut stalled = U64Set::default();
         let any_paused = self.paused.iter().any(|(_, until)| *until > now_ms);
         let mut lanes = Vec::with_capacity(self.batches.len());
         for b in &self.batches {
             let shares =
-                |set: &VisitorSet| !set.is_empty() && b.visitors.iter().any(|v| set.contains(*v));
+                |set: &U64Set| !set.is_empty() && b.visitors.iter().any(|v| set.contains(*v));
             let paused = any_paused
                 && self
                     .paused
@@ -186,51 +122,29 @@ impl Processor {
     /// retry: not those settled, waiting for a retry, behind an endpoint paused by
     /// `Retry-After`, or queued behind such a batch for one of their visitors.
     /// `flush()` waits on these, so that it never waits out a backoff. One pass over
-    /// the batches, however many ids the caller checks: sorted, for `binary_search`.
-    pub fn moving_ids(&self, now_ms: f64) -> Vec<u64> {
-        let mut ids: Vec<u64> = self
-            .batches
-            .iter()
-            .zip(self.lanes(now_ms))
-            .filter(|(_, lane)| *lane != Lane::Stalled)
-            .map(|(b, _)| b.id)
-            .collect();
-        ids.sort_unstable();
+    /// the batches, however many ids the caller checks.
+    pub fn moving_ids(&self, now_ms: f64) -> U64Set {
+        let mut ids = U64Set::default();
+        for (b, lane) in self.batches.iter().zip(self.lanes(now_ms)) {
+            if lane != Lane::Stalled {
+                ids.insert(b.id);
+            }
+        }
         ids
     }
 }
 
+/// The visitor hashes of `records`, each once (in order of first appearance; no sort:
+/// a sort is kilobytes of wasm, issue 16).
 pub(super) fn visitor_hashes(records: &[Record]) -> Vec<u64> {
-    let mut out: Vec<u64> = records
-        .iter()
-        .map(|r| {
-            let user_id = Fields::new(&r.fields, SEP).nth(data::USER_ID);
-            fnv1a(user_id.unwrap_or_default().as_bytes())
-        })
-        .collect();
-    out.sort_unstable();
-    out.dedup();
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::VisitorSet;
-
-    #[test]
-    fn visitor_set_holds_what_was_inserted_and_nothing_else() {
-        let mut set = VisitorSet::default();
-        assert!(set.is_empty() && !set.contains(0) && !set.contains(7));
-        set.insert(0);
-        assert!(!set.is_empty() && set.contains(0) && !set.contains(7));
-        // Enough to grow the table several times, with colliding low bits.
-        let inserted: Vec<u64> = (1..=500u64).map(|i| i << 40).collect();
-        for v in &inserted {
-            set.insert(*v);
-            set.insert(*v);
+    let mut seen = U64Set::default();
+    let mut out = Vec::new();
+    for r in records {
+        let user_id = Fields::new(&r.fields, SEP).nth(data::USER_ID);
+        let h = fnv1a(user_id.unwrap_or_default().as_bytes());
+        if seen.insert(h) {
+            out.push(h);
         }
-        assert_eq!(set.len, inserted.len());
-        assert!(inserted.iter().all(|v| set.contains(*v)));
-        assert!((1..=500u64).all(|i| !set.contains((i << 40) + 1)));
     }
+    out
 }

@@ -32,7 +32,7 @@ pub(super) struct Batch {
     pub(super) context: Rc<BatchContext>,
     pub(super) url: Rc<str>,
     pub(super) records: Vec<Record>,
-    /// Hashes of the visitor ids in the batch, sorted: a batch is not handed out while an
+    /// Hashes of the visitor ids in the batch, each once: a batch is not handed out while an
     /// earlier unsettled batch shares a visitor, so each visitor's events keep their order.
     pub(super) visitors: Vec<u64>,
     /// Retries used (a `Retry-After` wait uses one too).

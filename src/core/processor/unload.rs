@@ -36,9 +36,7 @@ impl Processor {
         let (kept, batches): (VecDeque<Batch>, VecDeque<Batch>) = std::mem::take(&mut self.batches)
             .into_iter()
             .partition(|b| {
-                b.failed_before
-                    || matches!(b.state, State::InFlight(_))
-                    || moving.binary_search(&b.id).is_err()
+                b.failed_before || matches!(b.state, State::InFlight(_)) || !moving.contains(b.id)
             });
         self.held_events = kept.iter().map(Batch::events).sum();
         self.held_bytes = kept.iter().flat_map(|b| &b.records).map(|r| r.bytes).sum();
