@@ -25,3 +25,9 @@ pub mod core;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
+
+/// The wasm's allocator: talc instead of Rust's default dlmalloc, 2.3 KB gzip smaller at
+/// the same speed and memory (the measurements are in Cargo.toml, `[profile.release]`).
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
