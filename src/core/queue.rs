@@ -105,9 +105,21 @@ impl Queue {
 
     /// Removes and returns the group of `context`.
     pub fn take(&mut self, context: usize) -> Option<Group> {
-        let i = self.groups.iter().position(|g| g.context == context)?;
-        // The guard makes `remove`'s own bounds assertion dead code (no panic path).
-        let g = (i < self.groups.len()).then(|| self.groups.remove(i))?;
+        // Not `Vec::remove`: its bounds assertion (with the caller's location) is a
+        // panic path in the wasm. Filtering in place keeps the order and the buffer.
+        let mut taken = None;
+        self.groups = std::mem::take(&mut self.groups)
+            .into_iter()
+            .filter_map(|g| {
+                if taken.is_none() && g.context == context {
+                    taken = Some(g);
+                    None
+                } else {
+                    Some(g)
+                }
+            })
+            .collect();
+        let g = taken?;
         self.len -= g.records.len();
         self.bytes -= g.visitor_bytes;
         Some(g)

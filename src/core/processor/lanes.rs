@@ -48,7 +48,7 @@ impl Processor {
         self.dirty = false;
         sendable
             .into_iter()
-            .map(|i| self.hand_out(i, now_ms))
+            .filter_map(|i| self.hand_out(i, now_ms))
             .collect()
     }
 
@@ -67,24 +67,24 @@ impl Processor {
             self.dirty = false;
             return None;
         };
-        Some(self.hand_out(chosen, now_ms))
+        self.hand_out(chosen, now_ms)
     }
 
-    /// Marks batch `i` in flight.
-    fn hand_out(&mut self, i: usize, now_ms: f64) -> Dispatch {
-        let b = &mut self.batches[i];
+    /// Marks batch `i` (an index from `lanes()`: `None` never happens) in flight.
+    fn hand_out(&mut self, i: usize, now_ms: f64) -> Option<Dispatch> {
+        let b = self.batches.get_mut(i)?;
         b.state = State::InFlight(now_ms);
         let first_attempt = !b.sent_before;
         if b.sent_before {
             self.stats.retried += 1;
         }
         b.sent_before = true;
-        Dispatch {
+        Some(Dispatch {
             id: b.id,
             url: String::from(&*b.url),
             events: b.events(),
             first_attempt,
-        }
+        })
     }
 
     /// Where each sealed batch stands, in order.
