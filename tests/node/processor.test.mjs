@@ -118,6 +118,90 @@ test('never mixes contexts: region, project and bot filtering split batches; EU 
   await p.close();
 });
 
+test('two processors in one module, contexts interleaved: every batch carries the context of its events, after refused, thrown and re-entrant events too', async () => {
+  // The packer leaves out a context equal to the last one copied into wasm memory, and
+  // Rust puts that one back: it must never be another processor's, one of an event
+  // that was refused or threw, or one a getter changed in between.
+  const A = { ...CONTEXT, projectId: 'pa', revision: '1' };
+  const B = { ...CONTEXT, projectId: 'pb', region: 'EU', botFiltering: true };
+  const C = { ...CONTEXT, projectId: 'pc' };
+  const batches = [];
+  const make = (name, options = {}) =>
+    new BatchEventProcessor({
+      batchSize: 4,
+      dispatcher: (e) => {
+        batches.push({ name, url: e.url, params: e.params });
+        return { statusCode: 200 };
+      },
+      ...options,
+    });
+  const p1 = make('p1');
+  const p2 = make('p2');
+  const p3 = make('p3', { maxPayloadBytes: 20_000 });
+  const expected = new Map();
+  let n = 0;
+  // An event expected in a batch of `project` (`refused`: expected in none).
+  const ev = (ctx, project, overrides = {}, refused = false) => {
+    const id = `${project}-${++n}`;
+    if (!refused) expected.set(id, project);
+    // A fresh copy each time: equal values, not the same object.
+    return impression({ context: { ...ctx }, user: { id, attributes: [] }, ...overrides });
+  };
+  for (let i = 0; i < 12; i++) {
+    assert.equal(p1.process(ev(A, 'pa')), true);
+    assert.equal(p2.process(ev(B, 'pb')), true);
+    if (i % 3 === 0) assert.equal(p1.process(ev(B, 'pb')), true);
+    assert.equal(p2.process(ev(B, 'pb')), true);
+  }
+  // Thrown by the packer after the context was read (last copied: B on p2).
+  assert.equal(p1.process(ev(A, 'pa')), true);
+  assert.throws(() => p1.process(ev(B, 'pb', { user: { id: 'x', attributes: 'nope' } }, true)), TypeError);
+  assert.equal(p1.process(ev(B, 'pb')), true);
+  assert.equal(p1.process(ev(A, 'pa')), true);
+  // Refused by Rust after the copy (a negative timestamp).
+  assert.throws(() => p1.process(ev(B, 'pb', { timestamp: -5 }, true)), TypeError);
+  assert.equal(p1.process(ev(A, 'pa')), true);
+  assert.throws(() => p2.process(ev(B, 'pb', { timestamp: -5 }, true)), TypeError);
+  assert.equal(p2.process(ev(B, 'pb')), true);
+  // Refused for its size before the copy.
+  assert.equal(p3.process(ev(A, 'pa')), true);
+  assert.throws(() => p3.process(ev(B, 'pb', { user: { id: 'y'.repeat(30_000), attributes: [] } }, true)), /maxPayloadBytes|too large/i);
+  assert.equal(p3.process(ev(B, 'pb')), true);
+  // One context object, changed between two events.
+  const shared = { ...A };
+  assert.equal(p1.process(impression({ context: shared, user: { id: 'pa-shared', attributes: [] } })), true);
+  shared.projectId = 'pd';
+  assert.equal(p1.process(impression({ context: shared, user: { id: 'pd-shared', attributes: [] } })), true);
+  expected.set('pa-shared', 'pa');
+  expected.set('pd-shared', 'pd');
+  // A getter read after the context packs and copies an event with another context.
+  for (const [outerCtx, outerProject, innerCtx, innerProject] of [[A, 'pa', B, 'pb'], [B, 'pb', C, 'pc'], [C, 'pc', C, 'pc']]) {
+    assert.equal(p1.process(ev(outerCtx, outerProject)), true);
+    const outer = ev(outerCtx, outerProject);
+    const id = outer.user.id;
+    outer.user = {
+      attributes: [],
+      get id() {
+        assert.equal(p2.process(ev(innerCtx, innerProject)), true);
+        return id;
+      },
+    };
+    assert.equal(p1.process(outer), true);
+    assert.equal(p1.process(ev(outerCtx, outerProject)), true);
+  }
+  await Promise.all([p1.close(), p2.close(), p3.close()]);
+  const seen = new Map();
+  for (const b of batches) {
+    const project = b.params.project_id;
+    const want = { pa: A, pb: B, pc: C, pd: { ...A, projectId: 'pd' } }[project];
+    assert.ok(want, `a batch of project ${project}`);
+    assert.equal(b.params.revision, want.revision);
+    assert.equal(b.url.includes('eu.'), want.region === 'EU');
+    for (const v of b.params.visitors) seen.set(v.visitor_id, project);
+  }
+  assert.deepEqual(seen, expected);
+});
+
 test('listeners get each LogEvent once; removeOnEventDispatch unsubscribes; a throwing listener is isolated', async () => {
   const heard = [];
   const p = new BatchEventProcessor({ batchSize: 1, endpoint: collector.url });

@@ -205,20 +205,76 @@ function tags(t) {
   }
 }
 
-/** Writes one packed UserEvent; throws a TypeError naming the field for a structural problem. */
-function packEvent(e) {
+/**
+ * The context of the last event copied into wasm memory (`copyPacked`): its eight
+ * values and their packed bytes (each field with its SEP). Rust keeps the same bytes
+ * (packer.rs): an event whose context values are `===` those is packed without its
+ * context (`packInto` says so), and Rust puts the bytes back. Both sides change them
+ * only in `copyPacked`, so an event that throws here, or is refused before the copy,
+ * changes neither; `commits` counts the changes (see `packInto`).
+ */
+let lastContext = null;
+let lastContextBytes = null;
+let commits = 0;
+
+/**
+ * What `packEvent` did with the context, for `packInto` (saved around a nested pack
+ * like the buffer): `ctxSame` when it left it out (then `ctxBytes` and `ctxCommits`
+ * are what it relied on), else `ctxLen` bytes of packed context; `ctxValues` either way.
+ */
+let ctxSame = false;
+let ctxValues = null;
+let ctxLen = 0;
+let ctxBytes = null;
+let ctxCommits = 0;
+
+/**
+ * Writes one packed UserEvent; throws a TypeError naming the field for a structural
+ * problem. With `cached`, a context equal to the last one copied is left out.
+ */
+function packEvent(e, cached) {
   object(e, 'event', false);
   const c = object(e.context, 'context', false);
   const u = object(e.user, 'user', false);
   const uuid = e.uuid === undefined || e.uuid === null ? newUuid() : e.uuid;
-  leaf(c.region, 'context.region', SEP);
-  leaf(c.accountId, 'context.accountId', SEP);
-  leaf(c.projectId, 'context.projectId', SEP);
-  leaf(c.revision, 'context.revision', SEP);
-  leaf(c.clientName, 'context.clientName', SEP);
-  leaf(c.clientVersion, 'context.clientVersion', SEP);
-  leaf(c.anonymizeIP, 'context.anonymizeIP', SEP);
-  leaf(c.botFiltering, 'context.botFiltering', SEP);
+  const region = c.region;
+  const accountId = c.accountId;
+  const projectId = c.projectId;
+  const revision = c.revision;
+  const clientName = c.clientName;
+  const clientVersion = c.clientVersion;
+  const anonymizeIP = c.anonymizeIP;
+  const botFiltering = c.botFiltering;
+  const k = lastContext;
+  if (
+    cached &&
+    k !== null &&
+    region === k[0] &&
+    accountId === k[1] &&
+    projectId === k[2] &&
+    revision === k[3] &&
+    clientName === k[4] &&
+    clientVersion === k[5] &&
+    anonymizeIP === k[6] &&
+    botFiltering === k[7]
+  ) {
+    ctxSame = true;
+    ctxValues = k;
+    ctxBytes = lastContextBytes;
+    ctxCommits = commits;
+  } else {
+    leaf(region, 'context.region', SEP);
+    leaf(accountId, 'context.accountId', SEP);
+    leaf(projectId, 'context.projectId', SEP);
+    leaf(revision, 'context.revision', SEP);
+    leaf(clientName, 'context.clientName', SEP);
+    leaf(clientVersion, 'context.clientVersion', SEP);
+    leaf(anonymizeIP, 'context.anonymizeIP', SEP);
+    leaf(botFiltering, 'context.botFiltering', SEP);
+    ctxSame = false;
+    ctxValues = [region, accountId, projectId, revision, clientName, clientVersion, anonymizeIP, botFiltering];
+    ctxLen = pos - 1;
+  }
   leaf(e.type, 'type', SEP);
   leaf(uuid, 'uuid', SEP);
   // Filled here, on the wall clock: the wasm side measures time on performance.now().
@@ -258,53 +314,84 @@ let written = out;
  * which are at the start of `written`. The state of the packer is saved around the
  * call: a getter on the event may re-enter the processor and pack another event.
  */
-function packWith(e, target) {
+function packWith(e, target, cached) {
   const o = out;
   const p = pos;
   const n = end;
+  const same = ctxSame;
+  const values = ctxValues;
+  const len = ctxLen;
+  const bytes = ctxBytes;
+  const seen = ctxCommits;
   out = target;
   pos = 0;
   end = target.length;
   try {
-    packEvent(e);
+    packEvent(e, cached);
     written = out;
     return pos;
   } finally {
     out = o;
     pos = p;
     end = n;
+    packedSame = ctxSame;
+    packedValues = ctxValues;
+    packedLen = ctxLen;
+    packedBytes = ctxBytes;
+    packedCommits = ctxCommits;
+    ctxSame = same;
+    ctxValues = values;
+    ctxLen = len;
+    ctxBytes = bytes;
+    ctxCommits = seen;
   }
 }
 
-/** Packs one UserEvent into a string (for `unbatch`). */
+/** Packs one UserEvent into a string (for `unbatch`), context included. */
 export function pack(e) {
-  const n = packWith(e, new Uint8Array(1024));
+  const n = packWith(e, new Uint8Array(1024), false);
   return decoder.decode(written.subarray(0, n));
 }
 
 /** The scratch buffer `packInto` writes into, and whether a `packInto` is running. */
 let scratch = new Uint8Array(4096);
 let packing = false;
-/** The bytes of the last `packInto`, for `copyPacked`. */
+/** The bytes of the last `packInto`, for `copyPacked`, and what it did with the context. */
 let packed = scratch.subarray(0, 0);
+let packedSame = false;
+let packedValues = null;
+let packedLen = 0;
+let packedBytes = null;
+let packedCommits = 0;
 /** What the last `packInto` threw (a TypeError naming the field), for `takePackError`. */
 let packError;
 
 /**
  * Packs one UserEvent and returns its length in bytes (`copyPacked` then moves the
- * bytes into wasm memory), or -1 when the event is invalid (`takePackError` tells
- * why). Nothing is thrown across the boundary: wasm-bindgen's catching wrapper costs a
- * closure per call.
+ * bytes into wasm memory), `-2 - length` when its context was left out (it is the last
+ * one copied), or -1 when the event is invalid (`takePackError` tells why). Nothing is
+ * thrown across the boundary: wasm-bindgen's catching wrapper costs a closure per call.
  */
 export function packInto(e) {
   // A getter that re-enters the processor packs into a buffer of its own.
   const reentered = packing;
   packing = true;
   try {
-    const n = packWith(e, reentered ? new Uint8Array(1024) : scratch);
+    let n = packWith(e, reentered ? new Uint8Array(1024) : scratch, true);
     if (!reentered && written.length <= KEEP_BYTES) scratch = written;
     packed = written.subarray(0, n);
-    return n;
+    if (packedSame && packedCommits !== commits) {
+      // A getter packed and copied an event with another context after this one's was
+      // left out: put it back (the bytes it was compared against).
+      const full = new Uint8Array(packedBytes.length + n);
+      full.set(packedBytes);
+      full.set(packed, packedBytes.length);
+      packed = full;
+      packedSame = false;
+      packedLen = packedBytes.length - 1;
+      n = full.length;
+    }
+    return packedSame ? -2 - n : n;
   } catch (x) {
     packError = x;
     return -1;
@@ -321,10 +408,19 @@ export function useMemory(m) {
   memory = m;
 }
 
-/** Copies the bytes of the last `packInto` into wasm memory at `at`. */
+/**
+ * Copies the bytes of the last `packInto` into wasm memory at `at`. Returns the length
+ * of their packed context (without its last SEP), which becomes the one a later event
+ * may leave out (Rust keeps those bytes too), or 0 when the context was left out.
+ */
 export function copyPacked(at) {
   if (view.buffer !== memory.buffer) view = new Uint8Array(memory.buffer);
   view.set(packed, at);
+  if (packedSame) return 0;
+  lastContext = packedValues;
+  lastContextBytes = packed.slice(0, packedLen + 1);
+  commits++;
+  return packedLen;
 }
 
 /** The error of the last `packInto` that returned -1. */
