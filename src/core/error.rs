@@ -84,20 +84,20 @@ impl fmt::Display for Error {
 /// Appends the decimal digits of `n` to `out`: messages with numbers in them, without
 /// `core::fmt` (see [`Error::message`]).
 pub fn push_uint(out: &mut String, mut n: u64) {
-    // Least significant digit first; divisions by constants only (no panic path).
+    // Least significant digit first, from the end; divisions by constants only and
+    // no indexing (no panic path).
     let mut digits = [0u8; 20];
-    let mut len = 0;
-    for d in digits.iter_mut() {
+    let mut start = digits.len();
+    for d in digits.iter_mut().rev() {
         *d = b'0' + (n % 10) as u8;
         n /= 10;
-        len += 1;
+        start -= 1;
         if n == 0 {
             break;
         }
     }
-    for d in digits.iter().take(len).rev() {
-        out.push(char::from(*d));
-    }
+    let digits = digits.get(start..).unwrap_or_default();
+    out.push_str(std::str::from_utf8(digits).unwrap_or_default());
 }
 
 #[cfg(test)]
