@@ -21,6 +21,8 @@ build:
 	npx wasm-opt -Oz --strip-debug --strip-producers $(WASM_FEATURES) target/dist-new/bep_bg.wasm -o target/dist-new/bep_bg.wasm
 	@# Short names for the wasm's imports from bep.js and its exports (hashed names do not compress).
 	node .ci/short-names.mjs target/dist-new
+	@# Cut wasm-bindgen's URL/Response loading (pkg/loader.js loads the wasm) and its duplicate imports.
+	node .ci/trim-glue.mjs target/dist-new
 	@# dist/glue/<name>.js re-exports the glue module src/wasm/js/<name>.js from its
 	@# wasm-bindgen copy (dist/snippets/<crate>-<hash>/...), so that pkg/ code imports
 	@# the one copy bep.js uses by a path without the hash.
