@@ -239,11 +239,11 @@ fn find(b: &[u8], sep: u8) -> Option<usize> {
 
 /// Splits `s` on [`SEP`] into `out`, returning how many fields there were
 /// (possibly more than `out` holds).
-pub fn split<'a, const N: usize>(s: &'a str, out: &mut [&'a str; N]) -> usize {
+pub fn split<'a>(s: &'a str, out: &mut [&'a str]) -> usize {
     let mut n = 0;
     for part in Fields::new(s, SEP) {
-        if n < N {
-            out[n] = part;
+        if let Some(slot) = out.get_mut(n) {
+            *slot = part;
         }
         n += 1;
     }
@@ -376,7 +376,13 @@ pub fn parse(s: &str) -> Result<Parsed<'_>, Error> {
 /// nearly always share it).
 pub fn parse_after<'a>(s: &'a str, known_valid: Option<&str>) -> Result<Parsed<'a>, Error> {
     let mut f = [""; ctx::COUNT + 1 + data::MAX];
-    let n = split(s, &mut f);
+    // A context that is `known_valid` (eight fields, validated) is neither split nor
+    // checked again: only what follows it is split, into `f[TYPE..]`.
+    let known = known_valid.and_then(|k| Some((k, after_context(s, k)?)));
+    let n = match known {
+        Some((_, rest)) => TYPE + split(rest, f.get_mut(TYPE..).unwrap_or_default()),
+        None => split(s, &mut f),
+    };
     let kind = match f[TYPE] {
         "\"impression\"" => Kind::Impression,
         "\"conversion\"" => Kind::Conversion,
@@ -406,7 +412,10 @@ pub fn parse_after<'a>(s: &'a str, known_valid: Option<&str>) -> Result<Parsed<'
             },
         });
     }
-    let context_end = f[..ctx::COUNT].iter().map(|x| x.len() + 1).sum::<usize>() - 1;
+    let context_end = match known {
+        Some((k, _)) => k.len(),
+        None => f[..ctx::COUNT].iter().map(|x| x.len() + 1).sum::<usize>() - 1,
+    };
     let context = s.get(..context_end).unwrap_or_default();
     if known_valid != Some(context) {
         for (field, (name, rule)) in f.iter().zip(&CONTEXT_RULES) {
@@ -456,6 +465,12 @@ pub fn parse_after<'a>(s: &'a str, known_valid: Option<&str>) -> Result<Parsed<'
         data: s.get(data_start..).unwrap_or_default(),
         fields: d,
     })
+}
+
+/// What follows `context` and its SEP when `s` starts with them.
+fn after_context<'a>(s: &'a str, context: &str) -> Option<&'a str> {
+    let rest = s.strip_prefix(context)?;
+    rest.strip_prefix(SEP)
 }
 
 fn check_attributes(field: &str) -> Result<(), Error> {

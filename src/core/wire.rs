@@ -200,12 +200,23 @@ pub fn write_fields<S: Sink>(out: &mut S, ctx: &BatchContext, kind: Kind, d: &[&
                 out.put(",");
             }
             first = false;
-            let mut o = Object::open(out);
-            o.member("\"entity_id\":", id)
-                .member("\"key\":", key)
-                .member("\"type\":", "\"custom\"")
-                .member("\"value\":", value);
-            o.close();
+            if id.is_empty() || key.is_empty() || value.is_empty() {
+                let mut o = Object::open(out);
+                o.member("\"entity_id\":", id)
+                    .member("\"key\":", key)
+                    .member("\"type\":", "\"custom\"")
+                    .member("\"value\":", value);
+                o.close();
+            } else {
+                // All three present (what validation lets in): no per-member checks.
+                out.put("{\"entity_id\":");
+                out.put(id);
+                out.put(",\"key\":");
+                out.put(key);
+                out.put(",\"type\":\"custom\",\"value\":");
+                out.put(value);
+                out.put("}");
+            }
         }
     }
     if let Some(value) = ctx.bot_filtering {

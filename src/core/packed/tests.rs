@@ -78,6 +78,34 @@ fn a_known_context_is_not_checked_again_and_any_other_is() {
 }
 
 #[test]
+fn a_known_context_gives_what_a_full_parse_gives() {
+    // With a known context only the rest is split: every result and error must be the
+    // same as splitting the whole event.
+    let base = impression();
+    let context = join(&base[..8]);
+    let mut cases = vec![join(&base)];
+    let mut extra = base.clone();
+    extra.push("\"more\"");
+    cases.push(join(&extra));
+    let mut short = base.clone();
+    short.pop();
+    cases.push(join(&short));
+    let mut bad_type = base.clone();
+    bad_type[8] = "\"click\"";
+    cases.push(join(&bad_type));
+    cases.push(join(&base[..8]));
+    cases.push(format!("{}\u{1}", join(&base[..8])));
+    let mut bad_user = base.clone();
+    bad_user[11] = "42";
+    cases.push(join(&bad_user));
+    for s in &cases {
+        let full = parse(s).map_err(|e| e.to_string());
+        let known = parse_after(s, Some(&context)).map_err(|e| e.to_string());
+        assert_eq!(known, full, "{s:?}");
+    }
+}
+
+#[test]
 fn names_the_field_that_breaks_a_rule() {
     let mut parts = impression();
     parts[11] = "42";
