@@ -4,23 +4,16 @@
 // per processor (`bep:v1:early:<id>` = `{ t, events: [packed event or LogEvent copy...] }`), rewritten as its
 // queue grows; whoever removes an entry owns its events (the page itself when its module
 // becomes ready, or the first ready processor of a later page), so no event is sent
-// twice. Must not: import the wasm glue, validate events, send anything.
+// twice. Must not: import the wasm glue (dist/bep.js; the glue module storage.js is
+// fine), validate events, send anything.
 
 const PREFIX = 'bep:v1:early:';
 const LOCK = 'bep:v1:recover';
 /** Keys of the entries of this page's processors: never recovered by this page. */
 const own = new Set();
 
-/** The Storage the `storage` option names (as the processor picks it), or undefined. */
-export function storageOf(option) {
-  if (option === false) return undefined;
-  if (option !== undefined && option !== null && option !== true) return option;
-  try {
-    return globalThis.document ? globalThis.localStorage : undefined;
-  } catch {
-    return undefined; // a SecurityError where storage is disabled
-  }
-}
+/** The Storage the `storage` option names (the one the wasm side's BatchStore.open picks), or undefined. */
+export { storageOf } from './dist/glue/storage.js';
 
 /** Runs `f` under the cross-tab recovery lock where Web Locks exist (else at once). */
 export function exclusive(f) {

@@ -104,7 +104,7 @@ test('close({ timeout }) is checked like an option, and a valid one is used', as
   assert.deepEqual(await p.close({ timeout: 100 }), { dispatched: 0, failed: 0, pending: 0 });
 });
 
-test('the option rules load without the wasm: no module under dist/glue/options.js imports it', async () => {
+test('the option rules load without the wasm: no module under dist/glue/options.js (nor packer.js, storage.js) imports it', async () => {
   // The browser entry validates options before the wasm is instantiated (DESIGN §8).
   const seen = new Set();
   const walk = (file) => {
@@ -119,6 +119,7 @@ test('the option rules load without the wasm: no module under dist/glue/options.
   };
   walk(path.join(installed, 'dist/glue/options.js'));
   walk(path.join(installed, 'dist/glue/packer.js'));
+  walk(path.join(installed, 'dist/glue/storage.js'));
   assert.ok([...seen].some((f) => f.includes('/snippets/')), 'the re-exports lead to the snippets bep.js imports');
   const { validOptions, DEFAULTS } = await import(pathToFileURL(path.join(installed, 'dist/glue/options.js')));
   assert.throws(() => validOptions({ batchSize: 0 }), /^TypeError: batchSize must be an integer >= 1, got 0$/);

@@ -11,6 +11,22 @@ const STORE_PREFIX = 'bep:v1:';
 const KEEP_ALIVE_MARGIN_MS = 20_000;
 
 /**
+ * The Storage the `storage` option names, or undefined (no storage): `false`; unset or
+ * `true`, `localStorage` where there is a page (a SecurityError where storage is
+ * disabled counts as none); anything else, itself. The browser entry picks the same one
+ * before the module is ready (pkg/early-store.js).
+ */
+export function storageOf(option) {
+  if (option === false) return undefined;
+  if (option !== undefined && option !== null && option !== true) return option;
+  try {
+    return globalThis.document ? globalThis.localStorage : undefined;
+  } catch {
+    return undefined; // a SecurityError where storage is disabled
+  }
+}
+
+/**
  * Where unconfirmed batches are kept across reloads: `localStorage` by default in
  * browsers, or any `{ getItem, setItem, removeItem }` (plus `key(i)`/`length` to be
  * able to find entries again). Every failure (quota, Safari private mode, corrupted
@@ -83,17 +99,8 @@ export class BatchStore {
    * `localStorage` where it exists and works for unset/`true`, else the given object.
    */
   static open(option, maxBytes, ttlMs) {
-    if (option === false) return undefined;
-    let storage = option;
-    if (storage === undefined || storage === null || storage === true) {
-      try {
-        storage = globalThis.document ? globalThis.localStorage : undefined;
-      } catch {
-        storage = undefined; // a SecurityError where storage is disabled
-      }
-      if (!storage) return undefined;
-    }
-    return new BatchStore(storage, maxBytes, ttlMs);
+    const storage = storageOf(option);
+    return storage ? new BatchStore(storage, maxBytes, ttlMs) : undefined;
   }
 
   /** Keeps a batch until `remove(id)`; false when it was not stored (cap, quota). */
