@@ -80,8 +80,9 @@ impl Queue {
         self.groups.iter().find(|g| g.context == context)
     }
 
-    /// Adds an event to its context's group and returns that group's size.
-    pub fn push(&mut self, context: usize, record: Record, now_ms: f64) -> usize {
+    /// Adds an event to its context's group and returns that group's size. `now_ms` is
+    /// called only when the event starts a new group (its `first_at`).
+    pub fn push(&mut self, context: usize, record: Record, now_ms: &dyn Fn() -> f64) -> usize {
         self.len += 1;
         let bytes = record.bytes;
         self.bytes += bytes;
@@ -96,7 +97,7 @@ impl Queue {
                     context,
                     records: vec![record],
                     visitor_bytes: bytes,
-                    first_at: now_ms,
+                    first_at: now_ms(),
                 });
                 1
             }

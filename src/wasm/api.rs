@@ -122,10 +122,11 @@ impl BatchEventProcessor {
         if self.inner.core.borrow().is_closed() {
             return Err(Error::Core(core::Error::Closed).into());
         }
-        let now = now();
         let max_bytes = self.inner.core.borrow().config().max_payload_bytes;
         let accepted = with_packed(&event, max_bytes, |packed| {
-            self.inner.core.borrow_mut().process(packed, now)
+            // The clock is read only for an event that starts a new group (performance.now,
+            // called with the core borrowed: it cannot call back into the processor).
+            self.inner.core.borrow_mut().process_at(packed, &now)
         })?
         .map_err(Error::from)?;
         if self.inner.wait_until.is_some() {

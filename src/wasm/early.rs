@@ -27,7 +27,7 @@ impl BatchEventProcessor {
             .inner
             .core
             .borrow_mut()
-            .process(packed, now())
+            .process_at(packed, &now)
             .map_err(Error::from)?;
         self.inner.pump_soon();
         Ok(accepted)

@@ -37,6 +37,12 @@ impl Processor {
     /// for any batch, or a closed processor. A refused event leaves the processor as
     /// it was.
     pub fn process(&mut self, event: &str, now_ms: f64) -> Result<bool, Error> {
+        self.process_at(event, &|| now_ms)
+    }
+
+    /// [`Processor::process`] with the clock read only when the event starts a new
+    /// group (the time its flush interval counts from): most events join an open one.
+    pub fn process_at(&mut self, event: &str, now_ms: &dyn Fn() -> f64) -> Result<bool, Error> {
         if self.closed {
             return Err(Error::Closed);
         }
@@ -70,7 +76,7 @@ impl Processor {
             return Ok(false);
         }
         for p in prepared {
-            self.enqueue(p, now_ms);
+            self.enqueue(p, &|| now_ms);
         }
         Ok(true)
     }
@@ -109,7 +115,7 @@ impl Processor {
     /// Adds an event to its context's pending group, sealing the group first when the
     /// event would push its body over `max_payload_bytes`, and after when the group
     /// reaches `batch_size`.
-    fn enqueue(&mut self, prepared: Prepared<'_>, now_ms: f64) {
+    fn enqueue(&mut self, prepared: Prepared<'_>, now_ms: &dyn Fn() -> f64) {
         let Prepared {
             context,
             header,
