@@ -87,7 +87,7 @@ impl Processor {
         // The timestamp is the caller's (wall-clock) value: `now_ms` is monotonic and
         // is never written into an event.
         let parsed = packed::parse_after(event, known)?;
-        let (context, ctx) = self.context_id(parsed.context);
+        let (context, ctx) = self.context_id(parsed.context, parsed.known);
         let bytes = wire::visitor_bytes(&ctx, parsed.kind, &parsed.fields);
         let single = ctx.single_body_bytes(bytes);
         if single > self.config.max_payload_bytes {
@@ -139,11 +139,12 @@ impl Processor {
     }
 
     /// The id and the context of the raw context fields `raw`, added to the table if new.
-    fn context_id(&mut self, raw: &str) -> (usize, Rc<BatchContext>) {
+    /// `known`: `raw` is the last context's (the parser compared them already).
+    fn context_id(&mut self, raw: &str, known: bool) -> (usize, Rc<BatchContext>) {
         // Fast path: consecutive events nearly always share their context, and comparing
         // the raw fields costs less than building and hashing the key.
         if let Some((last, id, context)) = &self.last_context {
-            if **last == *raw {
+            if known || **last == *raw {
                 return (*id, Rc::clone(context));
             }
         }
