@@ -24,6 +24,8 @@ extern "C" {
     pub(super) fn unbatch(log_event: &JsValue) -> Result<Vec<String>, JsValue>;
     #[wasm_bindgen(js_name = wireField)]
     fn wire_field(index: u32, field: &str) -> String;
+    /// A promise rejected with `error` that counts as handled (see `asEventDispatcher`).
+    fn refused(error: &JsValue) -> Promise;
 }
 
 /// `events[3].user.id` -> `(Some(3), "user.id")`.
@@ -87,7 +89,9 @@ impl BatchEventProcessor {
     /// processor: use it with the SDK's `createForwardingEventProcessor(...)`.
     /// `dispatchEvent` resolves with `{ statusCode: 200 }` once the events are queued,
     /// and rejects (never drops silently) when the queue is full, the LogEvent is
-    /// invalid or the processor is closed.
+    /// invalid or the processor is closed. The rejection counts as handled: SDK 6's
+    /// forwarding processor returns it to a caller that never awaits it, and an
+    /// unhandled rejection would end a Node process; whoever awaits it still sees it.
     #[wasm_bindgen(js_name = asEventDispatcher, unchecked_return_type = "{ dispatchEvent(logEvent: { url: string; httpVerb?: string; params: EventBatch }): Promise<{ statusCode: number }> }")]
     pub fn as_event_dispatcher(&self) -> JsValue {
         let this = BatchEventProcessor {
@@ -96,13 +100,13 @@ impl BatchEventProcessor {
         let dispatch = Closure::<dyn Fn(JsValue) -> Promise>::new(move |log_event: JsValue| {
             match this.process_log_event(log_event) {
                 Ok(true) => Promise::resolve(&status_200()),
-                Ok(false) => Promise::reject(
+                Ok(false) => refused(
                     &js_sys::Error::new(
                         "batch-event-processor queue is full (maxQueueSize): the events were not accepted",
                     )
                     .into(),
                 ),
-                Err(e) => Promise::reject(&e),
+                Err(e) => refused(&e),
             }
         });
         let dispatcher = js_sys::Object::new();

@@ -73,6 +73,17 @@ function packAt(where, event) {
   }
 }
 
+/**
+ * A promise rejected with `error`, already marked handled: an `await` or `.catch` on it
+ * still gets the error, but nobody awaiting it (SDK 6's forwarding processor drops
+ * the promise) is not an unhandled rejection, which ends a Node process by default.
+ */
+export function refused(error) {
+  const p = Promise.reject(error);
+  p.catch(() => {});
+  return p;
+}
+
 export function unbatch(logEvent) {
   unbatched = [];
   object(logEvent, 'logEvent', false);
