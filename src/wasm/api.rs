@@ -18,7 +18,7 @@ use super::lifecycle::{watch_online, watch_page, BatchStore};
 use super::listeners::Listeners;
 use super::options::{close_timeout, Options};
 use super::packer::with_packed;
-use super::pump::{js_object, now, Inner};
+use super::pump::{now, to_js, Field, Inner};
 use super::timer::Timer;
 use super::workers::in_workers;
 use crate::core::{self, Processor, Stats};
@@ -37,15 +37,15 @@ pub struct BatchEventProcessor {
 
 /// `stats()` as a JS object.
 fn stats_value(s: Stats) -> JsValue {
-    js_object(&[
-        ("queued", JsValue::from_f64(s.queued as f64)),
-        ("inFlight", JsValue::from_f64(s.in_flight as f64)),
-        ("dispatched", JsValue::from_f64(s.dispatched as f64)),
-        ("batches", JsValue::from_f64(s.batches as f64)),
-        ("retried", JsValue::from_f64(s.retried as f64)),
-        ("failed", JsValue::from_f64(s.failed as f64)),
-        ("dropped", JsValue::from_f64(s.dropped as f64)),
-        ("bytesSent", JsValue::from_f64(s.bytes_sent as f64)),
+    to_js(&[
+        ("queued", Field::Num(s.queued as f64)),
+        ("inFlight", Field::Num(s.in_flight as f64)),
+        ("dispatched", Field::Num(s.dispatched as f64)),
+        ("batches", Field::Num(s.batches as f64)),
+        ("retried", Field::Num(s.retried as f64)),
+        ("failed", Field::Num(s.failed as f64)),
+        ("dropped", Field::Num(s.dropped as f64)),
+        ("bytesSent", Field::Num(s.bytes_sent as f64)),
     ])
 }
 

@@ -11,6 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 use js_sys::{Array, Function, Promise, Uint8Array};
+use serde::ser::{Serialize, SerializeMap};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 
@@ -349,27 +350,56 @@ impl Inner {
             store.leave();
         }
         let s = self.core.borrow().stats();
-        Ok(js_object(&[
-            ("dispatched", JsValue::from_f64(s.dispatched as f64)),
-            ("failed", JsValue::from_f64(s.failed as f64)),
-            (
-                "pending",
-                JsValue::from_f64((s.queued + s.in_flight) as f64),
-            ),
+        Ok(to_js(&[
+            ("dispatched", Field::Num(s.dispatched as f64)),
+            ("failed", Field::Num(s.failed as f64)),
+            ("pending", Field::Num((s.queued + s.in_flight) as f64)),
         ]))
     }
 }
 
-/// A plain JS object with `fields`, in order. Counts cross as `f64` (exact up to 2^53,
-/// far beyond any count). Built with `Reflect.set`, not serde-wasm-bindgen: these
-/// objects are few and small, and serde's machinery (its string cache is a `HashMap`,
-/// its `u64` path formats errors) costs kilobytes of wasm (issue 16).
-pub(super) fn js_object(fields: &[(&str, JsValue)]) -> JsValue {
-    let o = js_sys::Object::new();
-    for (key, value) in fields {
-        let _ = js_sys::Reflect::set(&o, &JsValue::from_str(key), value);
+/// A field value of an object handed to JS (see [`to_js`]).
+pub(super) enum Field<'a> {
+    /// A number; counts cross as `f64` (exact up to 2^53, far beyond any count).
+    Num(f64),
+    /// A string.
+    Str(&'a str),
+    /// `null` (a missing HTTP status).
+    Null,
+}
+
+/// Named fields, serialized in order as a plain JS object.
+struct Fields<'a>(&'a [(&'static str, Field<'a>)]);
+
+impl Serialize for Fields<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (key, value) in self.0 {
+            match value {
+                Field::Num(n) => map.serialize_entry(key, n)?,
+                Field::Str(t) => map.serialize_entry(key, t)?,
+                Field::Null => map.serialize_entry(key, &())?,
+            }
+        }
+        map.end()
     }
-    o.into()
+}
+
+/// `fields` as a plain JS object, through serde-wasm-bindgen.
+///
+/// Only for the few small objects handed to JS outside the per-event path (`stats()`,
+/// `close()`'s summary, a dispatch failure): issue 16 keeps the crate, used sparingly.
+/// A map with string keys rather than derived structs: serde-wasm-bindgen's struct path
+/// caches field names in a `HashMap` (966 B gzip more, measured); no `u64` either, whose
+/// error path would pull `core::fmt` in. Cannot fail; `undefined` if it ever did.
+pub(super) fn to_js(fields: &[(&'static str, Field<'_>)]) -> JsValue {
+    Fields(fields)
+        .serialize(
+            &serde_wasm_bindgen::Serializer::new()
+                .serialize_maps_as_objects(true)
+                .serialize_missing_as_null(true),
+        )
+        .unwrap_or(JsValue::UNDEFINED)
 }
 
 fn failure_value(f: &Failure) -> JsValue {
@@ -400,10 +430,13 @@ fn failure_value(f: &Failure) -> JsValue {
     }
     message.push_str(": ");
     message.push_str(why);
-    js_object(&[
-        ("status", f.status.map_or(JsValue::NULL, JsValue::from)),
-        ("events", JsValue::from_f64(f.events as f64)),
-        ("reason", JsValue::from_str(reason)),
-        ("message", JsValue::from(message)),
+    to_js(&[
+        (
+            "status",
+            f.status.map_or(Field::Null, |s| Field::Num(f64::from(s))),
+        ),
+        ("events", Field::Num(f.events as f64)),
+        ("reason", Field::Str(reason)),
+        ("message", Field::Str(&message)),
     ])
 }
