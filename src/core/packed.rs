@@ -194,25 +194,40 @@ impl<'a> Fields<'a> {
             sep: sep as u8,
         }
     }
+
+    /// The next three fields (an attribute's `entityId`, `key` and `value`), or `None`
+    /// when fewer are left. One call for three: the call cost more than the scans.
+    pub fn next_three(&mut self) -> Option<[&'a str; 3]> {
+        let mut three = [""; 3];
+        for slot in &mut three {
+            (*slot, self.rest) = cut(self.rest?, self.sep);
+        }
+        Some(three)
+    }
 }
 
 impl<'a> Iterator for Fields<'a> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
-        let s = self.rest?;
-        match find(s.as_bytes(), self.sep) {
-            // `sep` is ASCII, so both sides of it are char boundaries.
-            Some(i) => {
-                // Non-panicking slicing (no panic path, no core::fmt in the wasm).
-                self.rest = Some(s.get(i + 1..).unwrap_or_default());
-                Some(s.get(..i).unwrap_or_default())
-            }
-            None => {
-                self.rest = None;
-                Some(s)
-            }
-        }
+        let field;
+        (field, self.rest) = cut(self.rest?, self.sep);
+        Some(field)
+    }
+}
+
+/// The first field of `s` and, if `sep` follows it, the rest after that `sep`. Inlined
+/// into the loops that split an event (a call per field cost more than the short scans).
+#[inline(always)]
+fn cut(s: &str, sep: u8) -> (&str, Option<&str>) {
+    match find(s.as_bytes(), sep) {
+        // `sep` is ASCII, so both sides of it are char boundaries; non-panicking
+        // slicing (no panic path, no core::fmt in the wasm).
+        Some(i) => (
+            s.get(..i).unwrap_or_default(),
+            Some(s.get(i + 1..).unwrap_or_default()),
+        ),
+        None => (s, None),
     }
 }
 
@@ -243,7 +258,10 @@ fn find(b: &[u8], sep: u8) -> Option<usize> {
 /// (possibly more than `out` holds).
 pub fn split<'a>(s: &'a str, out: &mut [&'a str]) -> usize {
     let mut n = 0;
-    for part in Fields::new(s, SEP) {
+    let mut rest = Some(s);
+    while let Some(r) = rest {
+        let part;
+        (part, rest) = cut(r, SEP as u8);
         if let Some(slot) = out.get_mut(n) {
             *slot = part;
         }

@@ -194,8 +194,7 @@ pub fn write_fields<S: Sink>(out: &mut S, ctx: &BatchContext, kind: Kind, d: &[&
     let mut first = true;
     if !d[data::ATTRIBUTES].is_empty() {
         let mut tokens = Fields::new(d[data::ATTRIBUTES], SUB);
-        while let (Some(id), Some(key), Some(value)) = (tokens.next(), tokens.next(), tokens.next())
-        {
+        while let Some([id, key, value]) = tokens.next_three() {
             if !first {
                 out.put(",");
             }

@@ -202,3 +202,33 @@ fn same_bytes_is_slice_equality() {
         }
     }
 }
+
+#[test]
+fn fields_split_like_str_split_one_at_a_time_or_three_at_a_time() {
+    for s in [
+        "",
+        "a",
+        "\u{2}",
+        "a\u{2}b",
+        "a\u{2}b\u{2}c",
+        "a\u{2}\u{2}c\u{2}d",
+        "\"é\"\u{2}k\u{2}1\u{2}x\u{2}y\u{2}z\u{2}",
+        "0123456789abcdef\u{2}0123456789\u{2}\u{2}",
+    ] {
+        let expected: Vec<&str> = s.split('\u{2}').collect();
+        assert_eq!(Fields::new(s, SUB).collect::<Vec<_>>(), expected, "{s:?}");
+        let mut f = Fields::new(s, SUB);
+        let mut threes = Vec::new();
+        while let Some(three) = f.next_three() {
+            threes.push(three);
+        }
+        let whole: Vec<[&str; 3]> = expected
+            .chunks_exact(3)
+            .map(|c| [c[0], c[1], c[2]])
+            .collect();
+        assert_eq!(threes, whole, "{s:?}");
+    }
+    let mut out = [""; 4];
+    assert_eq!(split("a\u{1}\u{1}b\u{1}c\u{1}d", &mut out), 5);
+    assert_eq!(out, ["a", "", "b", "c"]);
+}
