@@ -425,6 +425,68 @@ test('prototype-pollution keys and null-prototype objects are plain data', async
   assert.deepEqual(Object.keys(tags).slice(0, 2), ['__proto__', 'constructor']);
 });
 
+test('tags and strings are written as JSON.stringify writes them, getters and toJSON run once each in its order', async () => {
+  // The packer writes tags itself (not through JSON.stringify): every kind of value it
+  // must treat as JSON.stringify does, and a log of the user code it runs.
+  const make = (log) => {
+    class Money {
+      constructor(n) {
+        this.n = n;
+      }
+      toJSON(key) {
+        log.push(`toJSON ${key}`);
+        return { cents: this.n * 100 };
+      }
+    }
+    const tags = {
+      get first() {
+        log.push('get first');
+        return 'é\u2028\ud800"\\\u0001\t😀';
+      },
+      10: 'ten',
+      2: -0,
+      nan: NaN,
+      big: 1e21,
+      small: 1e-7,
+      skipped: undefined,
+      fn() {},
+      sym: Symbol('s'),
+      list: [undefined, () => 1, Symbol('t'), null, 1.5, [], {}, new Money(2)],
+      date: new Date(0),
+      boxed: [new Number(3), new String('ab'), new Boolean(false)],
+      nested: { deep: { get last() { log.push('get last'); return [true, false]; } } },
+      money: new Money(1),
+      map: new Map([[1, 2]]),
+    };
+    tags[' \u007f'] = 'del';
+    return tags;
+  };
+  const expectedLog = [];
+  const expected = JSON.stringify(make(expectedLog));
+  const log = [];
+  const bodies = [];
+  const p = new BatchEventProcessor({ dispatcher: (e) => void bodies.push(e.body) });
+  assert.equal(p.process(conversion({ tags: make(log), user: { id: 'ü\ud83d\u0000"', attributes: [{ entityId: '1', key: '\udc00', value: '\n' }] } })), true);
+  await p.close();
+  assert.deepEqual(log, expectedLog);
+  assert.ok(bodies[0].includes(`"tags":${expected}`), bodies[0]);
+  assert.ok(bodies[0].includes(`"visitor_id":${JSON.stringify('ü\ud83d\u0000"')}`));
+  assert.ok(bodies[0].includes(`"key":${JSON.stringify('\udc00')},"type":"custom","value":"\\n"`));
+  // What JSON.stringify of the tags throws is what the TypeError says.
+  const q = new BatchEventProcessor({ dispatcher: () => {} });
+  const cyclic = { a: [1] };
+  cyclic.a.push({ back: cyclic });
+  let message;
+  try {
+    JSON.stringify(cyclic);
+  } catch (e) {
+    message = e.message;
+  }
+  assert.throws(() => q.process(conversion({ tags: cyclic })), (e) => e instanceof TypeError && e.message.includes(JSON.stringify(message)));
+  assert.throws(() => q.process(conversion({ tags: { n: Object(1n) } })), /got "Do not know how to serialize a BigInt"/);
+  await q.close();
+});
+
 test('an event too large for maxPayloadBytes is refused; large batches are split under the limit', async () => {
   const bodies = [];
   const p = new BatchEventProcessor({ batchSize: 1000, maxPayloadBytes: 20_000, dispatcher: (e) => void bodies.push(e.body) });
