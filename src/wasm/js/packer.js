@@ -56,25 +56,92 @@ function utf8(s) {
 
 /**
  * A string as JSON.stringify writes it. Plain ASCII (no quote, backslash or control
- * character: nearly every id and key) is copied in one loop; anything else goes
- * through JSON.stringify, which also escapes lone surrogates.
+ * character: nearly every id and key) is copied in one loop; the rest of a string with
+ * anything else is escaped and encoded by `escaped`.
  */
 function string(v) {
   const n = v.length;
   room(n + 2);
   const o = out;
-  let p = pos;
-  o[p++] = QUOTE;
+  const p = pos + 1;
+  o[p - 1] = QUOTE;
   for (let i = 0; i < n; i++) {
     const c = v.charCodeAt(i);
-    if (c < 32 || c === QUOTE || c === 92 || c > 127) {
-      utf8(JSON.stringify(v));
+    if (c - 32 >>> 0 > 95 || c === QUOTE || c === 92) {
+      pos = p + i;
+      escaped(v, i);
       return;
     }
-    o[p++] = c;
+    o[p + i] = c;
+  }
+  o[p + n] = QUOTE;
+  pos = p + n + 1;
+}
+
+/** The JSON escape letters of the control characters that have one (\b \t \n \f \r). */
+const SHORT_ESCAPES = { 8: 98, 9: 116, 10: 110, 12: 102, 13: 114 };
+const HEX = '0123456789abcdef';
+
+/**
+ * `v` from its index `i` on, as JSON.stringify writes it (escapes for the quote, the
+ * backslash, control characters and lone surrogates, in lower-case hex), in UTF-8,
+ * then the closing quote. In place: JSON.stringify built a string that TextEncoder
+ * then encoded.
+ */
+function escaped(v, i) {
+  const n = v.length;
+  room((n - i) * 6 + 1); // the most bytes one UTF-16 unit takes (`\u001f`)
+  const o = out;
+  let p = pos;
+  for (; i < n; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 128) {
+      if (c >= 32 && c !== QUOTE && c !== 92) {
+        o[p++] = c;
+      } else {
+        o[p++] = 92;
+        const letter = c === QUOTE || c === 92 ? c : SHORT_ESCAPES[c];
+        if (letter !== undefined) {
+          o[p++] = letter;
+        } else {
+          p = unicodeEscape(o, p, c);
+        }
+      }
+    } else if (c < 0x800) {
+      o[p++] = 0xc0 | (c >> 6);
+      o[p++] = 0x80 | (c & 63);
+    } else if (c < 0xd800 || c > 0xdfff) {
+      o[p++] = 0xe0 | (c >> 12);
+      o[p++] = 0x80 | ((c >> 6) & 63);
+      o[p++] = 0x80 | (c & 63);
+    } else {
+      const d = c < 0xdc00 && i + 1 < n ? v.charCodeAt(i + 1) : 0;
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        const u = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+        o[p++] = 0xf0 | (u >> 18);
+        o[p++] = 0x80 | ((u >> 12) & 63);
+        o[p++] = 0x80 | ((u >> 6) & 63);
+        o[p++] = 0x80 | (u & 63);
+        i++;
+      } else {
+        // A lone surrogate.
+        o[p++] = 92;
+        p = unicodeEscape(o, p, c);
+      }
+    }
   }
   o[p] = QUOTE;
   pos = p + 1;
+}
+
+/** `u` and the four hex digits of `c` at `o[p]`; returns the position after them. */
+function unicodeEscape(o, p, c) {
+  o[p] = 117; // u
+  o[p + 1] = HEX.charCodeAt(c >> 12);
+  o[p + 2] = HEX.charCodeAt((c >> 8) & 15);
+  o[p + 3] = HEX.charCodeAt((c >> 4) & 15);
+  o[p + 4] = HEX.charCodeAt(c & 15);
+  return p + 5;
 }
 
 /** JSON text (already escaped): copied as it is when ASCII, else encoded. */
