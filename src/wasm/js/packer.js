@@ -55,13 +55,13 @@ function utf8(s) {
 }
 
 /**
- * A string as JSON.stringify writes it. Plain ASCII (no quote, backslash or control
- * character: nearly every id and key) is copied in one loop; the rest of a string with
- * anything else is escaped and encoded by `escaped`.
+ * A string as JSON.stringify writes it, then the byte `sep` unless it is 0. Plain ASCII
+ * (no quote, backslash or control character: nearly every id and key) is copied in one
+ * loop; the rest of a string with anything else is escaped and encoded by `escaped`.
  */
-function string(v) {
+function string(v, sep) {
   const n = v.length;
-  room(n + 2);
+  room(n + 3);
   const o = out;
   const p = pos + 1;
   o[p - 1] = QUOTE;
@@ -69,13 +69,18 @@ function string(v) {
     const c = v.charCodeAt(i);
     if (c - 32 >>> 0 > 95 || c === QUOTE || c === 92) {
       pos = p + i;
-      escaped(v, i);
+      escaped(v, i, sep);
       return;
     }
     o[p + i] = c;
   }
   o[p + n] = QUOTE;
-  pos = p + n + 1;
+  if (sep) {
+    o[p + n + 1] = sep;
+    pos = p + n + 2;
+  } else {
+    pos = p + n + 1;
+  }
 }
 
 /** The JSON escape letters of the control characters that have one (\b \t \n \f \r). */
@@ -85,12 +90,12 @@ const HEX = '0123456789abcdef';
 /**
  * `v` from its index `i` on, as JSON.stringify writes it (escapes for the quote, the
  * backslash, control characters and lone surrogates, in lower-case hex), in UTF-8,
- * then the closing quote. In place: JSON.stringify built a string that TextEncoder
+ * then the closing quote and `sep` (unless 0). In place: JSON.stringify built a string that TextEncoder
  * then encoded.
  */
-function escaped(v, i) {
+function escaped(v, i, sep) {
   const n = v.length;
-  room((n - i) * 6 + 1); // the most bytes one UTF-16 unit takes (`\u001f`)
+  room((n - i) * 6 + 2); // the most bytes one UTF-16 unit takes (`\u001f`)
   const o = out;
   let p = pos;
   for (; i < n; i++) {
@@ -130,8 +135,9 @@ function escaped(v, i) {
       }
     }
   }
-  o[p] = QUOTE;
-  pos = p + 1;
+  o[p++] = QUOTE;
+  if (sep) o[p++] = sep;
+  pos = p;
 }
 
 /** `u` and the four hex digits of `c` at `o[p]`; returns the position after them. */
@@ -198,8 +204,8 @@ function leaf(v, field, sep) {
     case 'undefined':
       break;
     case 'string':
-      string(v);
-      break;
+      string(v, sep);
+      return;
     case 'number':
       if (!Number.isFinite(v)) throw fail(field, 'a finite number', v);
       number(v);
@@ -228,18 +234,20 @@ function newUuid() {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
+/** The attribute tokens joined by SUB, then SEP. */
 function attributes(list) {
   if (list !== undefined && list !== null) {
     if (!Array.isArray(list)) throw fail('user.attributes', 'an array', list);
-    for (let i = 0; i < list.length; i++) {
+    const n = list.length;
+    for (let i = 0; i < n; i++) {
       const a = list[i];
       // The field names are built only for an error.
       if (!isObject(a)) object(a, `user.attributes[${i}]`, false);
-      if (i) byte(SUB);
       attribute(a.entityId, i, 'entityId', SUB);
       attribute(a.key, i, 'key', SUB);
-      attribute(a.value, i, 'value', 0);
+      attribute(a.value, i, 'value', i + 1 < n ? SUB : SEP);
     }
+    if (n) return;
   }
   byte(SEP);
 }
@@ -250,11 +258,14 @@ function attributes(list) {
  */
 function attribute(v, i, name, sep) {
   const type = typeof v;
-  if (type === 'string') string(v);
-  else if (type === 'number' && Number.isFinite(v)) number(v);
+  if (type === 'string') {
+    string(v, sep);
+    return;
+  }
+  if (type === 'number' && Number.isFinite(v)) number(v);
   else if (type === 'boolean') ascii(v ? 'true' : 'false');
   else leaf(v, `user.attributes[${i}].${name}`, 0);
-  if (sep) byte(sep);
+  byte(sep);
 }
 
 function tags(t) {
@@ -305,7 +316,7 @@ function property(v, key, stack) {
 function value(v, stack) {
   switch (typeof v) {
     case 'string':
-      string(v);
+      string(v, 0);
       return true;
     case 'number':
       if (Number.isFinite(v)) number(v);
@@ -351,7 +362,7 @@ function value(v, stack) {
     const k = keys[i];
     const mark = pos;
     if (!first) byte(0x2c);
-    string(k);
+    string(k, 0);
     byte(0x3a); // :
     if (property(v[k], k, stack)) first = false;
     else pos = mark;
