@@ -174,6 +174,8 @@ pub struct Parsed<'a> {
     pub fields: [&'a str; data::MAX],
     /// `true` when the context is the `known_valid` one given to [`parse_after`].
     pub known: bool,
+    /// Number of attributes (three tokens each) in the attribute field.
+    pub attributes: usize,
 }
 
 /// The parts of `s` between the bytes `sep` (an ASCII separator), like
@@ -461,7 +463,7 @@ pub fn parse_after<'a>(s: &'a str, known_valid: Option<&str>) -> Result<Parsed<'
             d[data::TIMESTAMP],
         ));
     }
-    check_attributes(d[data::ATTRIBUTES])?;
+    let attributes = check_attributes(d[data::ATTRIBUTES])?;
     let rules: &[(usize, &str, Rule)] = match kind {
         Kind::Impression => {
             if !matches!(d[data::VARIATION_PRESENT], "" | "1") {
@@ -482,6 +484,7 @@ pub fn parse_after<'a>(s: &'a str, known_valid: Option<&str>) -> Result<Parsed<'
     Ok(Parsed {
         context,
         known: known.is_some(),
+        attributes,
         kind,
         data: s.get(data_start..).unwrap_or_default(),
         fields: d,
@@ -519,9 +522,10 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     x.iter().zip(y).all(|(p, q)| p == q)
 }
 
-fn check_attributes(field: &str) -> Result<(), Error> {
+/// Validates the attribute field; returns the number of attributes.
+fn check_attributes(field: &str) -> Result<usize, Error> {
     if field.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let mut count = 0;
     for (i, token) in Fields::new(field, SUB).enumerate() {
@@ -546,7 +550,7 @@ fn check_attributes(field: &str) -> Result<(), Error> {
             field,
         ));
     }
-    Ok(())
+    Ok(count / 3)
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ impl Processor {
         // is never written into an event.
         let parsed = packed::parse_after(event, known)?;
         let (context, ctx) = self.context_id(parsed.context, parsed.known);
-        let bytes = wire::visitor_bytes(&ctx, parsed.kind, &parsed.fields);
+        let bytes = wire::visitor_bytes(&ctx, parsed.kind, &parsed.fields, parsed.attributes);
         let single = ctx.single_body_bytes(bytes);
         if single > self.config.max_payload_bytes {
             return Err(Error::EventTooLarge {
