@@ -615,7 +615,9 @@ export function useMemory(m) {
  * may leave out (Rust keeps those bytes too), or 0 when the context was left out.
  */
 export function copyPacked(at) {
-  if (view.buffer !== memory.buffer) view = new Uint8Array(memory.buffer);
+  // Growing wasm memory detaches its buffer, and a view of a detached buffer is empty:
+  // cheaper to test than reading memory.buffer for every event.
+  if (view.length === 0) view = new Uint8Array(memory.buffer);
   view.set(packed, at);
   if (packedSame) return 0;
   lastContext = packedValues;
