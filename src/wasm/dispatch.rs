@@ -1,18 +1,21 @@
 //! Sending one batch: the default dispatcher (a POST through the global `fetch`) or the
 //! user's dispatcher, under a timeout, and how each result maps to an [`Outcome`].
 //!
-//! Owns: the request (`redirect: 'manual'`, the response body cancelled), the dispatch
-//! timeout and its abort, the sends in flight that `close()` cuts off at its deadline
-//! ([`InFlight`]), and reading `Retry-After` (an HTTP date is wall-clock: `Date.parse`
-//! against `Date.now()`). Must not: touch the core or hold any borrow of the
-//! processor across a call into JS, or follow a redirect.
+//! Owns: the dispatch timeout and its abort, the sends in flight that `close()` cuts off
+//! at its deadline ([`InFlight`]), how a response maps to an [`Outcome`] and reading
+//! `Retry-After` (an HTTP date is wall-clock: `Date.parse` against `Date.now()`). The
+//! request goes to the global `fetch` from here; its init (`redirect: 'manual'`) and
+//! the reading of its response (the body cancelled) are js/page.js's (`requestInit`,
+//! `answer`, shared with `keepalive`): two calls, not a shim per web-sys method. Must
+//! not: touch the core or hold any borrow of the processor across a call into JS, or
+//! follow a redirect.
 
 use std::cell::{Cell, RefCell};
 
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, RequestInit, RequestRedirect, Response};
+use web_sys::RequestInit;
 
 use super::pump::promise_pair;
 use super::timer::deadline;
@@ -23,6 +26,17 @@ extern "C" {
     /// The global `fetch` (browsers, Node 18+, workerd): never `window.fetch`.
     #[wasm_bindgen(catch, js_name = fetch)]
     fn global_fetch(url: &str, init: &RequestInit) -> Result<Promise, JsValue>;
+}
+
+#[wasm_bindgen(module = "/src/wasm/js/page.js")]
+extern "C" {
+    /// The default dispatcher's init: a POST of `body` as `application/json`,
+    /// `redirect: 'manual'`, aborted through the signal of `flags` ([`dispatch_flags`]).
+    #[wasm_bindgen(js_name = requestInit)]
+    fn request_init(body: &JsValue, flags: &JsValue) -> RequestInit;
+    /// `{ statusCode, retryAfter }` of the response `fetch` resolves with, its body
+    /// cancelled (never read); rejects when `fetch` rejects or gives no Response.
+    fn answer(fetched: &Promise) -> Promise;
 }
 
 #[wasm_bindgen(module = "/src/wasm/js/log-event.js")]
@@ -45,27 +59,6 @@ thread_local! {
     static RETRY_AFTER: JsValue = JsValue::from_str("retryAfter");
 }
 
-/// What a send's timeout or `close()`'s deadline aborts.
-#[derive(Clone)]
-enum Abort {
-    /// Nothing (no AbortController in this runtime).
-    Nothing,
-    /// The default dispatcher's request.
-    Request(AbortController),
-    /// The `signal` of a custom dispatcher's flags ([`dispatch_flags`]).
-    Dispatcher(JsValue),
-}
-
-impl Abort {
-    fn abort(&self) {
-        match self {
-            Abort::Nothing => {}
-            Abort::Request(c) => c.abort(),
-            Abort::Dispatcher(flags) => abort_dispatch(flags),
-        }
-    }
-}
-
 /// The sends whose wait is still open, so that `close()` can end them at its deadline.
 #[derive(Default)]
 pub struct InFlight {
@@ -76,8 +69,9 @@ pub struct InFlight {
 /// One open wait.
 struct Open {
     id: u32,
-    /// What to abort: the request (default dispatcher) or the dispatcher's signal.
-    abort: Abort,
+    /// The flags ([`dispatch_flags`]) whose signal a cut-off aborts: the default
+    /// dispatcher's request, or what a custom dispatcher passed it to.
+    flags: JsValue,
     /// Ends the wait, resolving it with `marker`.
     resolve: Function,
     marker: JsValue,
@@ -92,21 +86,21 @@ impl InFlight {
         // Taken out first: abort() and resolve() call into JS.
         let open = self.open.take();
         for o in open {
-            o.abort.abort();
+            abort_dispatch(&o.flags);
             let _ = o.resolve.call1(&JsValue::UNDEFINED, &o.marker);
         }
     }
 
     /// Registers a wait: its id and a promise that resolves with `marker` when
     /// [`InFlight::cut_all`] ends it.
-    fn open(&self, abort: Abort, marker: &JsValue) -> (u32, Promise) {
+    fn open(&self, flags: JsValue, marker: &JsValue) -> (u32, Promise) {
         let id = self.next.get().wrapping_add(1);
         self.next.set(id);
         let (cut, resolve) = promise_pair();
         if let Some(resolve) = resolve {
             self.open.borrow_mut().push(Open {
                 id,
-                abort,
+                flags,
                 resolve,
                 marker: marker.clone(),
             });
@@ -141,15 +135,15 @@ enum Waited {
     Cut,
 }
 
-/// Awaits `promise` for at most `ms`, or until [`InFlight::cut_all`]; on timeout
-/// `abort` aborts the request or the dispatcher's signal. The timeout timer is cleared
-/// as soon as the wait is over.
-async fn within(promise: Promise, ms: u32, abort: Abort, in_flight: &InFlight) -> Waited {
+/// Awaits `promise` for at most `ms`, or until [`InFlight::cut_all`]; on timeout the
+/// signal of `flags` ([`dispatch_flags`]) aborts. The timeout timer is cleared as soon
+/// as the wait is over.
+async fn within(promise: Promise, ms: u32, flags: JsValue, in_flight: &InFlight) -> Waited {
     let timed_out: JsValue = Object::new().into();
-    let on_timeout = abort.clone();
-    let (timeout, _timer) = deadline(ms, timed_out.clone(), move || on_timeout.abort());
+    let on_timeout = flags.clone();
+    let (timeout, _timer) = deadline(ms, timed_out.clone(), move || abort_dispatch(&on_timeout));
     let cut_off: JsValue = Object::new().into();
-    let (id, cut) = in_flight.open(abort, &cut_off);
+    let (id, cut) = in_flight.open(flags, &cut_off);
     let _registered = Registered { in_flight, id };
     let race = Promise::race(&Array::of3(&promise, &timeout, &cut));
     // `_timer` and `_registered` live until the race is over; dropping them then clears
@@ -162,60 +156,49 @@ async fn within(promise: Promise, ms: u32, abort: Abort, in_flight: &InFlight) -
     }
 }
 
-/// POSTs `body` to `url` with `Content-Type: application/json`, aborting after
-/// `timeout_ms`. `None` when `close()` cut it off (nothing to report).
+/// POSTs `body` to `url` with `Content-Type: application/json` (the global `fetch`),
+/// aborting after `timeout_ms`. `None` when `close()` cut it off (nothing to report).
 ///
 /// Redirects are not followed (`redirect: 'manual'`): `fetch` would turn a 301/302/303
 /// into a GET without the body, and count the events delivered though no collector got
 /// them. A 3xx, or the opaque redirect (status 0) browsers give instead, is a failure
-/// the core gives up at once.
+/// the core gives up at once. A network error, an abort or a timeout is a network error.
 pub async fn post(
     url: &str,
     body: &JsValue,
     timeout_ms: u32,
     in_flight: &InFlight,
 ) -> Option<Outcome> {
-    let headers = Object::new();
-    // Setting a property on a fresh plain object cannot fail.
-    let _ = Reflect::set(
-        &headers,
-        &JsValue::from_str("Content-Type"),
-        &JsValue::from_str("application/json"),
-    );
-    let init = RequestInit::new();
-    init.set_method("POST");
-    init.set_headers(&headers);
-    init.set_body(body);
-    init.set_redirect(RequestRedirect::Manual);
-    let abort = match AbortController::new() {
-        Ok(c) => {
-            init.set_signal(Some(&c.signal()));
-            Abort::Request(c)
-        }
-        Err(_) => Abort::Nothing,
-    };
-    let Ok(promise) = global_fetch(url, &init) else {
+    let flags = dispatch_flags(false);
+    let Ok(response) = global_fetch(url, &request_init(body, &flags)) else {
         return Some(Outcome::NETWORK_ERROR);
     };
-    let response = match within(promise, timeout_ms, abort, in_flight).await {
-        Waited::Value(v) => v.dyn_into::<Response>().ok(),
-        Waited::Failed => None,
+    let answer = match within(answer(&response), timeout_ms, flags, in_flight).await {
+        Waited::Value(v) => v,
+        Waited::Failed => return Some(Outcome::NETWORK_ERROR),
         Waited::Cut => return None,
     };
-    let Some(r) = response else {
-        return Some(Outcome::NETWORK_ERROR);
+    // `answer` resolves with a number: the status of a Response.
+    let status = get(&answer, &STATUS_CODE).as_f64().unwrap_or_default();
+    Some(status_outcome(&answer, status as u16))
+}
+
+/// `value[key]`, undefined when reading it throws.
+fn get(value: &JsValue, key: &'static std::thread::LocalKey<JsValue>) -> JsValue {
+    key.with(|k| Reflect::get(value, k))
+        .unwrap_or(JsValue::UNDEFINED)
+}
+
+/// The outcome of `status`, with the wait `value.retryAfter` asks for: a number is
+/// delay-seconds, a string a `Retry-After` header value.
+fn status_outcome(value: &JsValue, status: u16) -> Outcome {
+    let retry_after = get(value, &RETRY_AFTER);
+    let wait = match retry_after.as_f64() {
+        Some(secs) if secs.is_finite() && secs >= 0.0 => Some(secs * 1000.0),
+        Some(_) => None,
+        None => retry_after.as_string().as_deref().and_then(retry_after_ms),
     };
-    // Nothing is read from the body: cancel it, or the connection stays taken (Node
-    // keeps the socket open until the response is garbage-collected). A body already
-    // received in full leaves the connection free for the next request.
-    if let Some(stream) = r.body() {
-        let _ = stream.cancel();
-    }
-    let retry_after = r.headers().get("retry-after").ok().flatten();
-    Some(with_retry_after(
-        Outcome::status(r.status()),
-        retry_after.as_deref().and_then(retry_after_ms),
-    ))
+    with_retry_after(Outcome::status(status), wait)
 }
 
 fn with_retry_after(outcome: Outcome, wait_ms: Option<f64>) -> Outcome {
@@ -281,14 +264,7 @@ pub async fn call(
     if !is_thenable(&value) {
         return Some(result_outcome(&value));
     }
-    match within(
-        Promise::resolve(&value),
-        timeout_ms,
-        Abort::Dispatcher(flags),
-        in_flight,
-    )
-    .await
-    {
+    match within(Promise::resolve(&value), timeout_ms, flags, in_flight).await {
         Waited::Value(v) => Some(result_outcome(&v)),
         Waited::Failed => Some(Outcome::NETWORK_ERROR),
         Waited::Cut => None,
@@ -306,24 +282,13 @@ fn result_outcome(value: &JsValue) -> Outcome {
     if !value.is_object() {
         return Outcome::Delivered;
     }
-    let get = |k: &'static std::thread::LocalKey<JsValue>| {
-        k.with(|k| Reflect::get(value, k))
-            .unwrap_or(JsValue::UNDEFINED)
-    };
-    let status = get(&STATUS_CODE);
+    let status = get(value, &STATUS_CODE);
     if status.is_undefined() || status.is_null() {
         return Outcome::Delivered;
     }
     match status.as_f64() {
         Some(s) if s.fract() == 0.0 && (100.0..=599.0).contains(&s) => {
-            let retry_after = get(&RETRY_AFTER);
-            // A number is delay-seconds, a string a header value.
-            let wait = match retry_after.as_f64() {
-                Some(secs) if secs.is_finite() && secs >= 0.0 => Some(secs * 1000.0),
-                Some(_) => None,
-                None => retry_after.as_string().as_deref().and_then(retry_after_ms),
-            };
-            with_retry_after(Outcome::status(s as u16), wait)
+            status_outcome(value, s as u16)
         }
         _ => Outcome::NETWORK_ERROR,
     }

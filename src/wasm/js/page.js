@@ -1,7 +1,10 @@
-// Owns the browser page lifecycle: hide/leave and online/offline events, and sending
-// while the page goes away (beacons, keepalive fetches). Every function detects the
-// page at run time and does nothing elsewhere (Node, Workers). Must not: store
-// batches (storage.js), build bodies, or hold processor state.
+// Owns the requests the package makes itself: the default dispatcher's POST (its init
+// and what is read of its response, `requestInit` and `answer`; dispatch.rs calls the
+// global fetch) in every runtime, and beacons and keepalive fetches while the page
+// goes away; and the browser page lifecycle: hide/leave and online/offline events. The
+// page functions detect the page at run time and do nothing elsewhere (Node, Workers).
+// Must not: store batches (storage.js), build bodies, decide outcomes or retries
+// (dispatch.rs), or hold processor state.
 
 /**
  * Browsers only (detected at run time): calls `onChange(what)` with `'hidden'` when the
@@ -56,17 +59,57 @@ export function sendBeacon(url, body) {
 }
 
 /**
+ * The init of every POST the package makes. Redirects are not followed: `fetch` would
+ * turn a 301/302/303 into a GET without the body, and the events would count as
+ * delivered though no collector got them (dispatch.rs).
+ */
+function postInit(body, type, keepalive, signal) {
+  return { method: 'POST', body, headers: { 'Content-Type': type }, keepalive, redirect: 'manual', signal };
+}
+
+/**
+ * Nothing is read from a response body: it is cancelled, or the connection stays taken
+ * (Node keeps the socket open until the response is garbage-collected); a body already
+ * received in full leaves it free.
+ */
+function cancelBody(r) {
+  r.body?.cancel().catch(() => {});
+}
+
+/**
+ * The default dispatcher's request init (dispatch.rs passes it to the global `fetch`):
+ * `application/json`, aborted through the `signal` of `flags` (made by
+ * `dispatchFlags`, log-event.js), which dispatch.rs aborts at dispatchTimeout or at
+ * close()'s deadline.
+ */
+export function requestInit(body, flags) {
+  return postInit(body, 'application/json', false, flags.signal);
+}
+
+/**
+ * What dispatch.rs needs of the default dispatcher's response, its body cancelled:
+ * `{ statusCode, retryAfter }` (the `Retry-After` header value, or null). Rejects when
+ * `fetched` rejects (a network error, an abort) or gives something other than a
+ * Response.
+ */
+export function answer(fetched) {
+  return fetched.then((r) => {
+    if (!(r instanceof Response)) throw new TypeError('fetch gave no Response');
+    cancelBody(r);
+    return { statusCode: r.status, retryAfter: r.headers.get('retry-after') };
+  });
+}
+
+/**
  * The fallback when a beacon is refused: a `keepalive` fetch (also `text/plain` across
  * origins: a preflighted keepalive request can be lost silently). Resolves with true on
  * a 2xx.
  */
 export function keepalive(url, body) {
   try {
-    // Redirects are not followed (see dispatch.rs); the body is never read.
-    const init = { method: 'POST', body, headers: { 'Content-Type': bodyType(url) }, keepalive: true, redirect: 'manual' };
-    return fetch(url, init).then(
+    return fetch(url, postInit(body, bodyType(url), true)).then(
       (r) => {
-        r.body?.cancel().catch(() => {});
+        cancelBody(r);
         return r.ok;
       },
       () => false,
