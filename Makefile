@@ -4,10 +4,10 @@ WASM := target/wasm32-unknown-unknown/release/batch_event_processor.wasm
 DIST := pkg/dist
 # Off PATH on purpose (see .ci/setup): pass it explicitly to whatever needs Firefox.
 GECKODRIVER ?= $(HOME)/.cache/batch-event-processor/geckodriver/bin/geckodriver
-# wasm-bindgen-cli at Cargo.lock's version, with .ci/setup's patched test-runner server:
-# first on PATH for `wasm-bindgen` and cargo's wasm32 runner `wasm-bindgen-test-runner`.
-WB_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
-export WASM_BINDGEN_ROOT := $(HOME)/.cache/batch-event-processor/wasm-bindgen-cli-$(WB_VERSION)-tiny-http-fix
+# wasm-bindgen-cli at Cargo.lock's version, with .ci/setup's patched test-runner server
+# (setup checks the version and the patch): first on PATH for `wasm-bindgen` and cargo's
+# wasm32 runner `wasm-bindgen-test-runner`.
+export WASM_BINDGEN_ROOT := $(HOME)/.cache/batch-event-processor/wasm-bindgen-cli
 export PATH := $(WASM_BINDGEN_ROOT)/bin:$(PATH)
 WASM_FEATURES := --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
 	--enable-reference-types --enable-multivalue --enable-mutable-globals
