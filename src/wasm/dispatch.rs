@@ -178,7 +178,7 @@ pub async fn post(
         Waited::Failed => return Some(Outcome::NETWORK_ERROR),
         Waited::Cut => return None,
     };
-    // `answer` resolves with a number: the status of a Response.
+    // `answer` gives `{ statusCode, retryAfter }`, statusCode a Response's status.
     let status = get(&answer, &STATUS_CODE).as_f64().unwrap_or_default();
     Some(status_outcome(&answer, status as u16))
 }

@@ -90,8 +90,8 @@ const HEX = '0123456789abcdef';
 /**
  * `v` from its index `i` on, as JSON.stringify writes it (escapes for the quote, the
  * backslash, control characters and lone surrogates, in lower-case hex), in UTF-8,
- * then the closing quote and `sep` (unless 0). In place: JSON.stringify built a string that TextEncoder
- * then encoded.
+ * then the closing quote and `sep` (unless 0). In place: JSON.stringify built a string
+ * that TextEncoder then encoded.
  */
 function escaped(v, i, sep) {
   const n = v.length;
